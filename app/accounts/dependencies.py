@@ -1,0 +1,116 @@
+"""Who is calling: bearer tokens for the API, the signed cookie session for pages, and CSRF for page forms."""
+
+from __future__ import annotations
+
+import hmac
+import uuid
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from app.accounts import service
+from app.accounts.models import User
+from app.accounts.security import new_csrf_token
+from app.errors import AppError, Forbidden, NotAuthenticated
+from app.routing import SAFE_METHODS, get_session
+
+DbSession = Annotated[Session, Depends(get_session)]
+
+
+class LoginRequired(AppError):
+    """Raised by page routes; the page error handler turns it into a redirect to the login page."""
+
+    status_code = 401
+    code = "login_required"
+    message = "Please log in."
+
+
+class CsrfFailed(Forbidden):
+    code = "csrf_failed"
+    message = "The form expired or came from another site; reload the page and try again."
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+def api_user(request: Request, session: DbSession) -> User:
+    raw = _bearer(request)
+    user = service.user_for_token(session, raw) if raw else None
+    if user is None:
+        raise NotAuthenticated(headers={"WWW-Authenticate": "Bearer"})
+    request.state.user = user
+    return user
+
+
+def api_admin(user: Annotated[User, Depends(api_user)]) -> User:
+    if not user.is_admin:
+        raise Forbidden("Only admins can do this.")
+    return user
+
+
+def session_user_optional(request: Request, session: DbSession) -> User | None:
+    data = request.session
+    user_id, epoch = data.get("user_id"), data.get("epoch")
+    if not user_id:
+        return None
+    try:
+        user = session.get(User, uuid.UUID(user_id))
+    except ValueError:
+        user = None
+    if user is None or not user.is_active or user.session_epoch != epoch:
+        request.session.clear()
+        return None
+    request.state.user = user
+    return user
+
+
+def page_user(user: Annotated[User | None, Depends(session_user_optional)]) -> User:
+    if user is None:
+        raise LoginRequired()
+    return user
+
+
+def page_admin(user: Annotated[User, Depends(page_user)]) -> User:
+    if not user.is_admin:
+        raise Forbidden("Only admins can see this page.")
+    return user
+
+
+def csrf_token(request: Request) -> str:
+    token = request.session.get("csrf")
+    if not token:
+        token = new_csrf_token()
+        request.session["csrf"] = token
+    return str(token)
+
+
+async def verify_csrf(request: Request) -> None:
+    """Every state-changing page request carries the session's token, as a header (htmx) or a form field."""
+    if request.method in SAFE_METHODS:
+        return
+    expected = request.session.get("csrf")
+    sent = request.headers.get("x-csrf-token")
+    if not sent and request.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        form = await request.form()
+        value = form.get("csrf_token")
+        sent = value if isinstance(value, str) else None
+    if not expected or not sent or not hmac.compare_digest(str(expected), sent):
+        raise CsrfFailed()
+
+
+def log_in(request: Request, user: User) -> None:
+    request.session.clear()
+    request.session.update({"user_id": str(user.id), "epoch": user.session_epoch, "csrf": new_csrf_token()})
+
+
+CurrentUser = Annotated[User, Depends(api_user)]
+CurrentAdmin = Annotated[User, Depends(api_admin)]
+PageUser = Annotated[User, Depends(page_user)]
+PageAdmin = Annotated[User, Depends(page_admin)]
+OptionalPageUser = Annotated[User | None, Depends(session_user_optional)]

@@ -1,0 +1,1 @@
+"""The agreement domain: chance-corrected agreement statistics and label aggregation."""

@@ -1,0 +1,265 @@
+"""Rules of the annotation domain: handing out leases, taking submissions and skips, corrections."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app.accounts.models import User
+from app.annotation import exceptions
+from app.annotation import repository as repo
+from app.annotation.models import Annotation, AnnotationRevision, Assignment
+from app.annotation.schemas import AnnotationCorrection, AnnotationSubmit
+from app.db import utcnow
+from app.items.models import Item, Response
+from app.observability import ANNOTATIONS_SUBMITTED
+from app.projects import service as projects_service
+from app.projects.models import Project, ProjectMembership
+from app.projects.questions import AnswerError, validate_answers
+from app.training import service as training_service
+
+CORRECTION_WINDOW = timedelta(days=7)
+_shuffle = random.SystemRandom().shuffle
+
+
+@dataclass(frozen=True)
+class LeasedItem:
+    """What the rater is shown: responses already in this assignment's display order."""
+
+    assignment: Assignment
+    item: Item
+    responses: list[Response]
+    training: bool
+
+
+@dataclass(frozen=True)
+class Submission:
+    annotation: Annotation
+    feedback: dict[str, Any] | None
+
+
+def _membership_for_work(session: Session, project: Project, user: User) -> ProjectMembership:
+    membership = repo.lock_membership(session, project.id, user.id)
+    if membership is None:
+        raise exceptions.NotAMember()
+    return membership
+
+
+def next_assignment(session: Session, project_id: uuid.UUID, user: User) -> LeasedItem | None:
+    """The caller's current lease, or a new one; None when there is nothing for this rater."""
+    project = projects_service.get_project(session, project_id, user)
+    membership = _membership_for_work(session, project, user)
+    if project.status != "active" or membership.status != "active":
+        return None
+    now = utcnow()
+    repo.reclaim_expired_leases(session, project.id, now)
+    lease = repo.current_lease(session, project.id, user.id, now)
+    if lease is None:
+        lease = _new_lease(session, project, membership, user)
+        if lease is None:
+            return None
+    return _leased_item(session, lease)
+
+
+def _new_lease(
+    session: Session, project: Project, membership: ProjectMembership, user: User
+) -> Assignment | None:
+    purpose, attempt = training_service.next_purpose(session, project, membership)
+    if purpose is None:
+        return None
+    if purpose == "live":
+        item_id = repo.pick_live_item(session, project.id, user.id, project.annotations_per_item)
+    else:
+        item_id = repo.pick_unseen_item(session, project.id, user.id, purpose, attempt)
+        if item_id is None and purpose == "gold":
+            purpose, item_id = (
+                "live",
+                repo.pick_live_item(session, project.id, user.id, project.annotations_per_item),
+            )
+    if item_id is None:
+        return None
+    order = repo.response_ids(session, item_id)
+    _shuffle(order)
+    assignment_id = repo.lease_item(
+        session,
+        project_id=project.id,
+        item_id=item_id,
+        user_id=user.id,
+        attempt=attempt,
+        purpose=purpose,
+        display_order=order,
+        expires_at=utcnow() + timedelta(minutes=project.lease_minutes),
+    )
+    return session.get_one(Assignment, assignment_id, populate_existing=True)
+
+
+def _leased_item(session: Session, lease: Assignment) -> LeasedItem:
+    item, by_id = repo.load_item_with_responses(session, lease.item_id)
+    ordered = [by_id[rid] for rid in lease.display_order if rid in by_id]
+    return LeasedItem(assignment=lease, item=item, responses=ordered, training=lease.purpose == "training")
+
+
+def get_own_assignment(session: Session, assignment_id: uuid.UUID, user: User) -> Assignment:
+    assignment = repo.lock_assignment(session, assignment_id)
+    if assignment is None or assignment.user_id != user.id:
+        raise exceptions.AssignmentNotFound()
+    return assignment
+
+
+def _request_hash(body: AnnotationSubmit) -> str:
+    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def submit_annotation(
+    session: Session,
+    assignment_id: uuid.UUID,
+    user: User,
+    body: AnnotationSubmit,
+    idempotency_key: str | None = None,
+) -> Submission:
+    assignment = get_own_assignment(session, assignment_id, user)
+    request_hash = _request_hash(body)
+    replay = _replayed(session, assignment, user, idempotency_key, request_hash)
+    if replay is not None:
+        return replay
+    if assignment.status == "skipped":
+        raise exceptions.AssignmentSkipped()
+    project = session.get_one(Project, assignment.project_id)
+    if not project.questions:
+        raise exceptions.InvalidAnswers("The project has no questions.")
+    answers = _validated(project, body.answers, assignment.display_order)
+    item = repo.lock_item(session, assignment.item_id)
+    if assignment.purpose == "live" and item.annotation_count >= project.annotations_per_item:
+        raise exceptions.ItemCompleted()
+    annotation = Annotation(
+        assignment_id=assignment.id,
+        project_id=project.id,
+        item_id=item.id,
+        user_id=user.id,
+        purpose=assignment.purpose,
+        answers=answers,
+        rationale=(body.rationale or None),
+        flags=sorted(set(body.flags)),
+        time_spent_ms=body.time_spent_ms,
+        display_order=assignment.display_order,
+        guidelines_version=project.guidelines_version,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+    )
+    session.add(annotation)
+    _close_assignment(assignment, item, project)
+    feedback = training_service.grade(session, project, user, item, annotation)
+    session.flush()
+    ANNOTATIONS_SUBMITTED.labels(assignment.purpose).inc()
+    return Submission(annotation=annotation, feedback=feedback)
+
+
+def _validated(project: Project, answers: dict[str, Any], response_ids: list[str]) -> dict[str, Any]:
+    try:
+        return validate_answers(projects_service.project_questions(project), answers, response_ids)
+    except AnswerError as error:
+        raise exceptions.InvalidAnswers(details=error.errors) from error
+
+
+def _replayed(
+    session: Session, assignment: Assignment, user: User, key: str | None, request_hash: str
+) -> Submission | None:
+    """The same request again gives the same result; a different one for the same item is a conflict."""
+    if key:
+        earlier = repo.annotation_by_key(session, user.id, key)
+        if earlier is not None:
+            if earlier.assignment_id != assignment.id or earlier.request_hash != request_hash:
+                raise exceptions.IdempotencyKeyReused()
+            return Submission(annotation=earlier, feedback=(earlier.gold_result or {}).get("feedback"))
+    existing = repo.annotation_for_assignment(session, assignment.id)
+    if existing is None:
+        return None
+    if existing.request_hash == request_hash and existing.revision == 1:
+        return Submission(annotation=existing, feedback=(existing.gold_result or {}).get("feedback"))
+    raise exceptions.ItemAlreadyAnnotated()
+
+
+def _close_assignment(assignment: Assignment, item: Item, project: Project) -> None:
+    was_leased = assignment.status == "leased"
+    assignment.status = "submitted"
+    assignment.finished_at = utcnow()
+    if assignment.purpose != "live":
+        return
+    item.annotation_count += 1
+    if not was_leased:
+        # The lease had expired and was reclaimed: this submission takes its slot back.
+        item.assigned_count += 1
+    item.is_complete = item.annotation_count >= project.annotations_per_item
+
+
+def skip_assignment(
+    session: Session, assignment_id: uuid.UUID, user: User, reason: str, note: str | None = None
+) -> Assignment:
+    assignment = get_own_assignment(session, assignment_id, user)
+    if assignment.status == "submitted":
+        raise exceptions.ItemAlreadyAnnotated("This assignment was already submitted.")
+    if assignment.status == "skipped":
+        return assignment
+    if assignment.status == "leased" and assignment.purpose == "live":
+        item = repo.lock_item(session, assignment.item_id)
+        item.assigned_count -= 1
+    assignment.status = "skipped"
+    assignment.finished_at = utcnow()
+    assignment.skip_reason = f"{reason}: {note}" if note else reason
+    return assignment
+
+
+def get_own_annotation(session: Session, annotation_id: uuid.UUID, user: User) -> Annotation:
+    annotation = session.get(Annotation, annotation_id)
+    if annotation is None or annotation.user_id != user.id:
+        raise exceptions.AnnotationNotFound()
+    return annotation
+
+
+def correct_annotation(
+    session: Session, annotation_id: uuid.UUID, user: User, body: AnnotationCorrection
+) -> Annotation:
+    """A rater fixes their own recent annotation; the earlier content is kept as a revision."""
+    annotation = get_own_annotation(session, annotation_id, user)
+    if annotation.purpose == "training" or utcnow() - annotation.created_at > CORRECTION_WINDOW:
+        raise exceptions.CorrectionWindowClosed()
+    project = session.get_one(Project, annotation.project_id)
+    answers = _validated(project, body.answers, annotation.display_order)
+    session.add(
+        AnnotationRevision(
+            annotation_id=annotation.id,
+            revision=annotation.revision,
+            answers=annotation.answers,
+            rationale=annotation.rationale,
+            flags=annotation.flags,
+        )
+    )
+    annotation.answers = answers
+    annotation.rationale = body.rationale or None
+    annotation.flags = sorted(set(body.flags))
+    annotation.revision += 1
+    annotation.updated_at = utcnow()
+    return annotation
+
+
+def list_recent_annotations(
+    session: Session, user: User, project_id: uuid.UUID | None = None, limit: int = 20
+) -> list[Annotation]:
+    return repo.recent_annotations(session, user.id, limit=limit, project_id=project_id)
+
+
+def rater_progress(session: Session, project: Project, user: User) -> dict[str, int]:
+    return {
+        "done_today": repo.count_user_annotations_since(
+            session, project.id, user.id, projects_service.start_of_today()
+        ),
+        "left": repo.count_open_items(session, project.id),
+    }

@@ -1,0 +1,148 @@
+"""Engine, sessions and the declarative base shared by every domain's models."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from app.config import Settings, get_settings
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_N_label)s",
+    "uq": "%(table_name)s_%(column_0_N_name)s_key",
+    "ck": "%(table_name)s_%(constraint_name)s_check",
+    "fk": "%(table_name)s_%(column_0_N_name)s_fkey",
+    "pk": "%(table_name)s_pkey",
+}
+
+# JSON that PostgreSQL stores as JSONB; the same Python values on both databases.
+JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
+
+# An execution option that asks SQLite to take the write lock when the transaction begins, so a
+# read-then-write transaction waits for the lock instead of failing with "database is locked".
+SQLITE_IMMEDIATE = "prefhub_sqlite_immediate"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dict[str, Any]: JSONType, list[Any]: JSONType}
+
+
+class UUIDPrimaryKey:
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+
+
+class TZDateTime(sa.TypeDecorator[datetime]):
+    """Timezone-aware datetimes on SQLite too, which stores them without an offset."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+class Timestamps:
+    created_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+
+
+def create_db_engine(database_url: str, settings: Settings | None = None) -> Engine:
+    settings = settings or get_settings()
+    if database_url.startswith("sqlite"):
+        engine = sa.create_engine(database_url, connect_args={"check_same_thread": False, "timeout": 30})
+        _configure_sqlite(engine)
+        return engine
+    return sa.create_engine(
+        database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_pre_ping=True,
+    )
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy emit BEGIN itself so SAVEPOINTs and BEGIN IMMEDIATE work.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        immediate = conn.get_execution_options().get(SQLITE_IMMEDIATE)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+class Database:
+    """Holds the engine and session factory of the running app (one per process)."""
+
+    def __init__(self) -> None:
+        self._engine: Engine | None = None
+        self._factory: sessionmaker[Session] | None = None
+
+    def configure(self, database_url: str, settings: Settings | None = None) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+        self._engine = create_db_engine(database_url, settings)
+        self._factory = sessionmaker(bind=self._engine, expire_on_commit=False)
+
+    def use_engine(self, engine: Engine) -> None:
+        self._engine = engine
+        self._factory = sessionmaker(bind=engine, expire_on_commit=False)
+
+    def use_factory(self, factory: sessionmaker[Session] | None) -> None:
+        """Sessions from another factory (tests bind one to an outer transaction); None restores the default."""
+        self._factory = factory or sessionmaker(bind=self.engine, expire_on_commit=False)
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self.configure(get_settings().database_url)
+        assert self._engine is not None
+        return self._engine
+
+    def new_session(self, *, write: bool = False) -> Session:
+        if self._factory is None:
+            _ = self.engine
+        assert self._factory is not None
+        session = self._factory()
+        if write and session.get_bind().dialect.name == "sqlite":
+            session.connection(execution_options={SQLITE_IMMEDIATE: True})
+        return session
+
+
+database = Database()
+
+
+@contextmanager
+def session_scope(*, write: bool = True) -> Iterator[Session]:
+    """One transaction for a job or CLI command: commit on success, roll back on error."""
+    session = database.new_session(write=write)
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()

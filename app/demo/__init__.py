@@ -1,0 +1,1 @@
+"""The demo project a new installation starts with."""

@@ -1,0 +1,160 @@
+"""AppError and its status-coded kinds, and the one renderer: JSON under /api, an HTML page elsewhere."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger("prefhub.errors")
+
+
+class AppError(Exception):
+    status_code = 400
+    code = "bad_request"
+    message = "The request could not be processed."
+
+    def __init__(
+        self, message: str | None = None, *, details: Any = None, headers: dict[str, str] | None = None
+    ):
+        super().__init__(message or self.message)
+        self.message = message or self.message
+        self.details = details
+        self.headers = headers
+
+
+class BadRequest(AppError):
+    pass
+
+
+class NotAuthenticated(AppError):
+    status_code = 401
+    code = "not_authenticated"
+    message = "Log in or send a valid bearer token."
+
+
+class Forbidden(AppError):
+    status_code = 403
+    code = "forbidden"
+    message = "You are not allowed to do this."
+
+
+class NotFound(AppError):
+    status_code = 404
+    code = "not_found"
+    message = "Not found."
+
+
+class Conflict(AppError):
+    status_code = 409
+    code = "conflict"
+    message = "The request conflicts with the current state."
+
+
+class PayloadTooLarge(AppError):
+    status_code = 413
+    code = "payload_too_large"
+    message = "The request body is too large."
+
+
+class Unprocessable(AppError):
+    status_code = 422
+    code = "invalid_input"
+    message = "The input is not valid."
+
+
+class TooManyRequests(AppError):
+    status_code = 429
+    code = "too_many_requests"
+    message = "Too many attempts; try again later."
+
+
+class ServiceUnavailable(AppError):
+    status_code = 503
+    code = "service_unavailable"
+    message = "The database is unavailable; try again shortly."
+
+
+def wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api/") or request.url.path in ("/healthz", "/readyz", "/metrics")
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"detail": message, "code": code}
+    if details is not None:
+        body["errors"] = details
+    return body
+
+
+def render_error(
+    request: Request,
+    status: int,
+    code: str,
+    message: str,
+    details: Any = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    if wants_json(request):
+        return JSONResponse(error_body(code, message, details), status_code=status, headers=headers)
+    from app.templating import render_error_page
+
+    return render_error_page(request, status, message, details, headers=headers)
+
+
+def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
+    details = []
+    for error in exc.errors():
+        location = ".".join(str(part) for part in error.get("loc", ()))
+        details.append(
+            {
+                "loc": list(error.get("loc", ())),
+                "field": location,
+                "msg": error.get("msg", ""),
+                "type": error.get("type", ""),
+            }
+        )
+    return details
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AppError)
+    async def _app_error(request: Request, exc: AppError) -> Response:
+        return render_error(request, exc.status_code, exc.code, exc.message, exc.details, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
+        details = _validation_details(exc)
+        summary = "; ".join(f"{d['field']}: {d['msg']}" for d in details[:5])
+        return render_error(request, 422, "invalid_input", f"Invalid input: {summary}", details)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return render_error(request, exc.status_code, code, str(exc.detail), headers=exc.headers)
+
+    @app.exception_handler(OperationalError)
+    async def _database_down(request: Request, exc: OperationalError) -> Response:
+        logger.warning("database unavailable: %s", exc.__class__.__name__)
+        return render_error(
+            request, 503, "service_unavailable", ServiceUnavailable.message, headers={"Retry-After": "2"}
+        )
+
+    @app.exception_handler(DBAPIError)
+    async def _database_error(request: Request, exc: DBAPIError) -> Response:
+        if exc.connection_invalidated:
+            return render_error(
+                request, 503, "service_unavailable", ServiceUnavailable.message, headers={"Retry-After": "2"}
+            )
+        logger.exception("database error")
+        return render_error(request, 500, "internal_error", "Internal error.")
+
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, exc: Exception) -> Response:
+        # Never echo the exception to the client: it may hold data or internals.
+        logger.exception("unhandled error")
+        return render_error(request, 500, "internal_error", "Internal error.")

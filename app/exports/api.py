@@ -1,0 +1,7 @@
+"""JSON routes of the exports domain."""
+
+from fastapi import APIRouter
+
+from app.routing import TransactionalRoute
+
+router = APIRouter(prefix="/api/v1", route_class=TransactionalRoute, tags=["exports"])

@@ -1,0 +1,1 @@
+"""The items domain: prompts, responses and their import."""

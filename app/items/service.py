@@ -1,0 +1,369 @@
+"""Rules of the items domain: importing lines in batches with deduplication, listing items, gold answers."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from app.accounts.models import User
+from app.audit import service as audit
+from app.db import utcnow
+from app.items import exceptions
+from app.items.models import Item, Response
+from app.items.parsing import ImportOptions, LineError, ParsedItem, ParseResult, parse_lines
+from app.projects.models import Project
+from app.projects.questions import (
+    AnswerError,
+    Question,
+    max_responses_allowed,
+    min_responses_required,
+    parse_questions,
+    validate_answers,
+)
+
+BATCH_SIZE = 1000
+MAX_REPORTED_ERRORS = 1000
+_random = random.Random()
+
+
+@dataclass
+class ImportTally:
+    created: int = 0
+    duplicates: int = 0
+    errors: list[LineError] = field(default_factory=list)
+    errors_total: int = 0
+
+    def add_error(self, error: LineError) -> None:
+        self.errors_total += 1
+        if len(self.errors) < MAX_REPORTED_ERRORS:
+            self.errors.append(error)
+
+
+def import_options(project: Project, pairs: str | int = "none", seed: int = 0) -> ImportOptions:
+    questions = parse_questions(project.questions)
+    return ImportOptions(pairs=pairs, seed=seed, min_responses=max(2, min_responses_required(questions)))  # type: ignore[arg-type]
+
+
+class _LineTracker:
+    """Remembers the number of the line being parsed, so item-level problems can name their line."""
+
+    def __init__(self, lines: Iterable[tuple[int, Any] | LineError]) -> None:
+        self._lines = lines
+        self.current = 0
+
+    def __iter__(self) -> Iterator[tuple[int, Any] | LineError]:
+        for entry in self._lines:
+            if not isinstance(entry, LineError):
+                self.current = entry[0]
+            yield entry
+
+
+def import_items(
+    session: Session,
+    project: Project,
+    lines: Iterable[tuple[int, Any] | LineError],
+    actor: User,
+    *,
+    options: ImportOptions,
+    skip_bad_lines: bool = False,
+    purpose: str = "live",
+    dry_run: bool = False,
+    on_progress: Any = None,
+) -> ImportTally:
+    """Write the parsed lines in batches; by default one bad line rejects the whole import."""
+    tracker = _LineTracker(lines)
+    results = parse_lines(tracker, options)
+    questions = parse_questions(project.questions)
+    max_responses = max_responses_allowed(questions)
+    tally = ImportTally()
+    savepoint = session.begin_nested()
+    seq = session.scalar(
+        sa.select(sa.func.coalesce(sa.func.max(Item.seq), 0)).where(Item.project_id == project.id)
+    )
+    seen: set[str] = set()
+    batch: list[ParsedItem] = []
+    for result in _checked(results, questions, max_responses, tally, tracker):
+        batch.append(result)
+        if len(batch) >= BATCH_SIZE:
+            seq = _write_batch(session, project, batch, seen, tally, purpose, seq or 0)
+            batch = []
+            if on_progress:
+                on_progress(tally)
+    seq = _write_batch(session, project, batch, seen, tally, purpose, seq or 0)
+    if tally.errors_total and not skip_bad_lines:
+        savepoint.rollback()
+        raise exceptions.ImportRejected(details=[{"line": e.line, "error": e.error} for e in tally.errors])
+    if dry_run:
+        savepoint.rollback()
+        return tally
+    savepoint.commit()
+    audit.record(
+        session,
+        actor.id,
+        "items.import",
+        "project",
+        project.id,
+        project_id=project.id,
+        after={"created": tally.created, "duplicates": tally.duplicates, "errors": tally.errors_total},
+    )
+    return tally
+
+
+def _checked(
+    results: Iterable[ParseResult],
+    questions: list[Question],
+    max_responses: int | None,
+    tally: ImportTally,
+    tracker: _LineTracker,
+) -> Iterator[ParsedItem]:
+    for result in results:
+        if isinstance(result, LineError):
+            tally.add_error(result)
+            continue
+        for item in result:
+            problem = _item_problem(item, questions, max_responses)
+            if problem:
+                tally.add_error(LineError(line=tracker.current, error=problem))
+                break
+            yield item
+
+
+def _item_problem(item: ParsedItem, questions: list[Question], max_responses: int | None) -> str | None:
+    count = len(item.responses)
+    if max_responses is not None and count > max_responses:
+        return (
+            f"this project compares {max_responses} responses at a time and the line has {count}: "
+            f"import with pairs=all or pairs=N to split it into pairs"
+        )
+    if item.gold is not None:
+        try:
+            _gold_answers(item, questions, [str(i) for i in range(count)])
+        except (AnswerError, ValueError) as error:
+            return f"gold: {_answer_error_text(error)}"
+    return None
+
+
+def _answer_error_text(error: Exception) -> str:
+    if isinstance(error, AnswerError):
+        return "; ".join(f"{e.get('question')}: {e.get('error')}" for e in error.errors)
+    return str(error)
+
+
+def _gold_answers(item: ParsedItem, questions: list[Question], response_ids: list[str]) -> dict[str, Any]:
+    """Gold answers name responses by their 0-based position in the line; store them by response id."""
+    gold = item.gold or {}
+    answers = gold.get("answers", gold if "answers" not in gold else {})
+    answers = (
+        {k: v for k, v in answers.items() if k != "explanation"} if isinstance(answers, dict) else answers
+    )
+    by_position = {str(r.source_position): rid for r, rid in zip(item.responses, response_ids, strict=True)}
+    return validate_answers(questions, _map_positions(questions, answers, by_position), response_ids)
+
+
+def _map_positions(
+    questions: list[Question], answers: dict[str, Any], by_position: dict[str, str]
+) -> dict[str, Any]:
+    def ids(value: Any) -> Any:
+        if isinstance(value, list):
+            return [ids(v) for v in value]
+        is_position = (
+            isinstance(value, int | str) and not isinstance(value, bool) and str(value) in by_position
+        )
+        return by_position[str(value)] if is_position else value
+
+    kinds = {q.name: q.kind for q in questions}
+    mapped: dict[str, Any] = {}
+    for name, value in answers.items():
+        kind = kinds.get(name)
+        if kind == "preference" and isinstance(value, dict) and "choice" in value:
+            mapped[name] = {**value, "choice": ids(value["choice"])}
+        elif kind == "ranking":
+            mapped[name] = ids(value)
+        elif kind == "rating" and isinstance(value, dict):
+            mapped[name] = {ids(k): v for k, v in value.items()}
+        else:
+            mapped[name] = value
+    return mapped
+
+
+def _write_batch(
+    session: Session,
+    project: Project,
+    batch: list[ParsedItem],
+    seen: set[str],
+    tally: ImportTally,
+    purpose: str,
+    seq: int,
+) -> int:
+    if not batch:
+        return seq
+    keys = [_dedup_key(item) for item in batch]
+    existing = set(
+        session.scalars(
+            sa.select(Item.dedup_key).where(Item.project_id == project.id, Item.dedup_key.in_(set(keys)))
+        )
+    )
+    questions = parse_questions(project.questions)
+    item_rows: list[dict[str, Any]] = []
+    response_rows: list[dict[str, Any]] = []
+    now = utcnow()
+    for item, key in zip(batch, keys, strict=True):
+        if key in existing or key in seen:
+            tally.duplicates += 1
+            continue
+        seen.add(key)
+        seq += 1
+        item_id = uuid.uuid4()
+        response_ids = [uuid.uuid4() for _ in item.responses]
+        gold = None
+        item_purpose = purpose
+        if item.gold is not None:
+            answers = _gold_answers(item, questions, [str(r) for r in response_ids])
+            gold = {"answers": answers, "explanation": (item.gold or {}).get("explanation")}
+            item_purpose = "training" if purpose == "training" else "gold"
+        item_rows.append(
+            {
+                "id": item_id,
+                "project_id": project.id,
+                "seq": seq,
+                "external_id": item.external_id,
+                "dedup_key": key,
+                "content_hash": item.content_hash,
+                "source_group": item.source_group,
+                "prompt": item.prompt,
+                "meta": item.metadata,
+                "purpose": item_purpose,
+                "gold": gold,
+                "random_key": _random.randrange(2**31),
+                "annotation_count": 0,
+                "assigned_count": 0,
+                "is_complete": False,
+                "created_at": now,
+            }
+        )
+        for position, (response, response_id) in enumerate(zip(item.responses, response_ids, strict=True)):
+            response_rows.append(
+                {
+                    "id": response_id,
+                    "item_id": item_id,
+                    "position": position,
+                    "source_position": response.source_position,
+                    "text": response.text,
+                    "model": response.model,
+                    "meta": response.metadata,
+                }
+            )
+    if item_rows:
+        session.execute(sa.insert(Item), item_rows)
+        session.execute(sa.insert(Response), response_rows)
+        tally.created += len(item_rows)
+    return seq
+
+
+def _dedup_key(item: ParsedItem) -> str:
+    return f"id:{item.external_id}" if item.external_id is not None else f"sha256:{item.content_hash}"
+
+
+def list_items(
+    session: Session, project_id: uuid.UUID, *, limit: int, offset: int, purpose: str | None = None
+) -> tuple[list[tuple[Item, list[Response]]], int]:
+    query = sa.select(Item).where(Item.project_id == project_id)
+    if purpose:
+        query = query.where(Item.purpose == purpose)
+    total = session.scalar(sa.select(sa.func.count()).select_from(query.subquery())) or 0
+    items = list(session.scalars(query.order_by(Item.seq).limit(limit).offset(offset)))
+    responses: dict[uuid.UUID, list[Response]] = {item.id: [] for item in items}
+    if items:
+        for response in session.scalars(
+            sa.select(Response).where(Response.item_id.in_(responses)).order_by(Response.position)
+        ):
+            responses[response.item_id].append(response)
+    return [(item, responses[item.id]) for item in items], total
+
+
+def get_item(session: Session, project_id: uuid.UUID, item_id: uuid.UUID) -> Item:
+    item = session.get(Item, item_id)
+    if item is None or item.project_id != project_id:
+        raise exceptions.ItemNotFound()
+    return item
+
+
+def set_gold(
+    session: Session,
+    project: Project,
+    item: Item,
+    answers: dict[str, Any],
+    explanation: str | None,
+    actor: User,
+    purpose: str | None = None,
+) -> Item:
+    response_ids = [
+        str(r)
+        for r in session.scalars(
+            sa.select(Response.id).where(Response.item_id == item.id).order_by(Response.position)
+        )
+    ]
+    try:
+        normalised = validate_answers(parse_questions(project.questions), answers, response_ids)
+    except AnswerError as error:
+        raise exceptions.InvalidGold(details=error.errors) from error
+    before = {"gold": item.gold, "purpose": item.purpose}
+    item.gold = {"answers": normalised, "explanation": explanation}
+    item.purpose = purpose or ("gold" if item.purpose == "live" else item.purpose)
+    audit.record(
+        session,
+        actor.id,
+        "item.set_gold",
+        "item",
+        item.id,
+        project_id=project.id,
+        before=before,
+        after={"gold": item.gold, "purpose": item.purpose},
+    )
+    return item
+
+
+@dataclass(frozen=True)
+class Progress:
+    total: int = 0
+    complete: int = 0
+    in_progress: int = 0
+    annotations: int = 0
+
+    @property
+    def left(self) -> int:
+        return self.total - self.complete
+
+    @property
+    def percent_complete(self) -> float:
+        return 100.0 * self.complete / self.total if self.total else 0.0
+
+    @property
+    def percent_in_progress(self) -> float:
+        return 100.0 * self.in_progress / self.total if self.total else 0.0
+
+
+def progress_by_project(session: Session, project_ids: list[uuid.UUID]) -> dict[uuid.UUID, Progress]:
+    """Live items done / being worked on / left, for each project, in one grouped query."""
+    if not project_ids:
+        return {}
+    started = sa.and_(Item.is_complete.is_(False), sa.or_(Item.annotation_count > 0, Item.assigned_count > 0))
+    rows = session.execute(
+        sa.select(
+            Item.project_id,
+            sa.func.count(Item.id),
+            sa.func.sum(sa.case((Item.is_complete.is_(True), 1), else_=0)),
+            sa.func.sum(sa.case((started, 1), else_=0)),
+            sa.func.sum(Item.annotation_count),
+        )
+        .where(Item.project_id.in_(project_ids), Item.purpose == "live")
+        .group_by(Item.project_id)
+    ).all()
+    found = {pid: Progress(int(t or 0), int(c or 0), int(p or 0), int(a or 0)) for pid, t, c, p, a in rows}
+    return {pid: found.get(pid, Progress()) for pid in project_ids}

@@ -1,0 +1,119 @@
+"""create_app(settings): routers, error handlers, middleware and /static. No business logic."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.sessions import SessionMiddleware
+
+from app import health
+from app.accounts import api as accounts_api
+from app.accounts import pages as accounts_pages
+from app.config import Settings, get_settings
+from app.db import database
+from app.errors import install_error_handlers, render_error
+from app.i18n import negotiate, set_locale
+from app.observability import configure_logging, request_context_middleware
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; font-src 'self'; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+}
+
+
+def _routers() -> list:
+    from app.agreement import api as agreement_api
+    from app.annotation import api as annotation_api
+    from app.annotation import pages as annotation_pages
+    from app.audit import api as audit_api
+    from app.exports import api as exports_api
+    from app.items import api as items_api
+    from app.projects import api as projects_api
+    from app.projects import pages as projects_pages
+    from app.training import api as training_api
+
+    return [
+        health.router,
+        accounts_api.router,
+        projects_api.router,
+        items_api.router,
+        annotation_api.router,
+        training_api.router,
+        agreement_api.router,
+        exports_api.router,
+        audit_api.router,
+        accounts_pages.router,
+        projects_pages.router,
+        annotation_pages.router,
+    ]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    database.configure(settings.database_url, settings)
+    app = FastAPI(
+        title="PrefHub",
+        version="0.1.0",
+        docs_url="/api/docs",
+        openapi_url="/api/openapi.json",
+        redoc_url=None,
+    )
+    install_error_handlers(app)
+    for router in _routers():
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    _install_middleware(app, settings)
+    return app
+
+
+def _install_middleware(app: FastAPI, settings: Settings) -> None:
+    max_body = settings.max_body_bytes
+
+    @app.middleware("http")
+    async def locale_and_headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > max_body:
+            return render_error(
+                request,
+                413,
+                "payload_too_large",
+                f"The request body is {declared} bytes; the limit is {max_body}.",
+            )
+        user_locale = request.session.get("locale") if "session" in request.scope else None
+        set_locale(negotiate(user_locale, request.headers.get("accept-language")))
+        response = await call_next(request)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if request.url.path.startswith(("/api/", "/login")) or "text/html" in response.headers.get(
+            "content-type", ""
+        ):
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    secure = settings.cookie_secure if settings.cookie_secure is not None else settings.env == "production"
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.secret_key,
+        session_cookie="prefhub_session",
+        max_age=settings.session_max_age_s,
+        same_site="lax",
+        https_only=secure,
+    )
+    app.middleware("http")(request_context_middleware)

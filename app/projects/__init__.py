@@ -1,0 +1,1 @@
+"""The projects domain: projects, their questions, members and guidelines."""

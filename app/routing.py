@@ -1,0 +1,50 @@
+"""The route class that owns the request's database session: commit when the endpoint returns, else roll back."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from fastapi import Request
+from fastapi.routing import APIRoute
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from app.db import database
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def get_session(request: Request) -> Session:
+    """The request's session, created on first use; the route class commits and closes it."""
+    session: Session | None = getattr(request.state, "db_session", None)
+    if session is None:
+        session = database.new_session(write=request.method not in SAFE_METHODS)
+        request.state.db_session = session
+    return session
+
+
+class TransactionalRoute(APIRoute):
+    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+        handler = super().get_route_handler()
+
+        async def route_handler(request: Request) -> Response:
+            try:
+                response = await handler(request)
+                session: Session | None = getattr(request.state, "db_session", None)
+                if session is not None:
+                    # A failed commit raises here, so the client never sees a 200 for lost data.
+                    await run_in_threadpool(session.commit)
+                return response
+            except BaseException:
+                session = getattr(request.state, "db_session", None)
+                if session is not None:
+                    await run_in_threadpool(session.rollback)
+                raise
+            finally:
+                session = getattr(request.state, "db_session", None)
+                if session is not None:
+                    request.state.db_session = None
+                    await run_in_threadpool(session.close)
+
+        return route_handler

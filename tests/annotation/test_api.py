@@ -1,0 +1,121 @@
+"""The annotation API: leases, submissions, skips, idempotency and blindness."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from tests.factories import Persona, add_members, create_project, import_lines, pair_lines
+
+
+def _setup(client: TestClient, admin: Persona, *members: Persona, n: int = 3, **overrides: Any) -> str:
+    project = create_project(client, admin, **overrides)
+    add_members(client, admin, project["id"], *members)
+    import_lines(client, admin, project["id"], pair_lines(n))
+    return str(project["id"])
+
+
+def _next(client: TestClient, persona: Persona, project_id: str) -> Any:
+    return client.post(f"/api/v1/projects/{project_id}/assignments/next", headers=persona.headers)
+
+
+def _prefer_first(assignment: dict[str, Any]) -> dict[str, Any]:
+    return {"answers": {"overall": {"choice": assignment["item"]["responses"][0]["id"], "strength": 2}}}
+
+
+class TestNextAndSubmit:
+    def test_two_annotators_complete_every_item_exactly_twice(
+        self, client: TestClient, admin: Persona, annotator: Persona, second_annotator: Persona
+    ) -> None:
+        project_id = _setup(client, admin, annotator, second_annotator, n=3)
+        seen: dict[str, list[str]] = {}
+        for persona in (annotator, second_annotator, annotator, second_annotator) * 3:
+            response = _next(client, persona, project_id)
+            if response.status_code == 204:
+                continue
+            assert response.status_code == 200, response.text
+            assignment = response.json()
+            submitted = client.post(
+                f"/api/v1/assignments/{assignment['assignment_id']}/annotation",
+                json=_prefer_first(assignment),
+                headers=persona.headers,
+            )
+            assert submitted.status_code == 201, submitted.text
+            seen.setdefault(assignment["item"]["id"], []).append(persona.user.username)
+        assert len(seen) == 3
+        assert all(sorted(raters) == ["annotator", "second_annotator"] for raters in seen.values())
+        assert _next(client, annotator, project_id).status_code == 204
+
+    def test_payload_never_names_models(self, client: TestClient, admin: Persona, annotator: Persona) -> None:
+        project_id = _setup(client, admin, annotator)
+        body = _next(client, annotator, project_id).text
+        assert "model-a" not in body and "model-b" not in body and "metadata" not in body
+
+    def test_asking_again_returns_the_same_lease(
+        self, client: TestClient, admin: Persona, annotator: Persona
+    ) -> None:
+        project_id = _setup(client, admin, annotator)
+        first = _next(client, annotator, project_id).json()
+        second = _next(client, annotator, project_id).json()
+        assert first["assignment_id"] == second["assignment_id"]
+        assert [r["id"] for r in first["item"]["responses"]] == [r["id"] for r in second["item"]["responses"]]
+
+    def test_unknown_response_id_is_rejected_and_nothing_written(
+        self, client: TestClient, admin: Persona, annotator: Persona
+    ) -> None:
+        project_id = _setup(client, admin, annotator)
+        assignment = _next(client, annotator, project_id).json()
+        bad = {"answers": {"overall": {"choice": "00000000-0000-0000-0000-000000000000"}}}
+        response = client.post(
+            f"/api/v1/assignments/{assignment['assignment_id']}/annotation",
+            json=bad,
+            headers=annotator.headers,
+        )
+        assert response.status_code == 422
+        assert "unknown response id" in response.text
+        mine = client.get("/api/v1/annotations/mine", headers=annotator.headers).json()
+        assert mine == []
+
+    def test_idempotency_key_gives_one_annotation(
+        self, client: TestClient, admin: Persona, annotator: Persona
+    ) -> None:
+        project_id = _setup(client, admin, annotator)
+        assignment = _next(client, annotator, project_id).json()
+        url = f"/api/v1/assignments/{assignment['assignment_id']}/annotation"
+        headers = {**annotator.headers, "Idempotency-Key": "abc-123"}
+        first = client.post(url, json=_prefer_first(assignment), headers=headers)
+        again = client.post(url, json=_prefer_first(assignment), headers=headers)
+        assert first.status_code == again.status_code == 201
+        assert first.json()["annotation_id"] == again.json()["annotation_id"]
+        other = {"answers": {"overall": {"choice": "tie"}}}
+        conflict = client.post(url, json=other, headers=annotator.headers)
+        assert conflict.status_code == 409
+        assert len(client.get("/api/v1/annotations/mine", headers=annotator.headers).json()) == 1
+
+    def test_skipped_item_is_not_offered_again(
+        self, client: TestClient, admin: Persona, annotator: Persona
+    ) -> None:
+        project_id = _setup(client, admin, annotator, n=2)
+        first = _next(client, annotator, project_id).json()
+        skipped = client.post(
+            f"/api/v1/assignments/{first['assignment_id']}/skip",
+            json={"reason": "cannot_judge"},
+            headers=annotator.headers,
+        )
+        assert skipped.status_code == 200
+        second = _next(client, annotator, project_id).json()
+        assert second["item"]["id"] != first["item"]["id"]
+
+    def test_outsider_gets_404(
+        self, client: TestClient, admin: Persona, annotator: Persona, outsider: Persona
+    ) -> None:
+        project_id = _setup(client, admin, annotator)
+        assert _next(client, outsider, project_id).status_code == 404
+
+    def test_paused_project_hands_out_nothing(
+        self, client: TestClient, admin: Persona, annotator: Persona
+    ) -> None:
+        project_id = _setup(client, admin, annotator)
+        client.patch(f"/api/v1/projects/{project_id}", json={"status": "paused"}, headers=admin.headers)
+        assert _next(client, annotator, project_id).status_code == 204
