@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -147,3 +148,71 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+# --- A real server and a real browser, for UI tests -------------------------------------------------------
+
+CHROMIUM = Path(os.environ.get("PREFHUB_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+@dataclass
+class LiveServer:
+    url: str
+    sessions: sessionmaker[Session]
+
+
+@pytest.fixture(scope="module")
+def live_server(app, settings: Settings) -> Iterator[LiveServer]:  # type: ignore[no-untyped-def]
+    """The app served by uvicorn on a free loopback port, on its own freshly migrated database (real commits)."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    if _backend() == "postgresql":
+        url, name = _create_postgres_database()
+    else:
+        url, name = f"sqlite:///{Path(settings.data_dir) / f'live-{uuid.uuid4().hex[:8]}.db'}", ""
+    upgrade_to_head(url)
+    engine = create_db_engine(url, settings)
+    database.use_engine(engine)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(100):
+        if server.started:
+            break
+        time.sleep(0.05)
+    yield LiveServer(url=f"http://127.0.0.1:{port}", sessions=sessionmaker(bind=engine, expire_on_commit=False))
+    server.should_exit = True
+    thread.join(timeout=10)
+    engine.dispose()
+    if name:
+        _drop_postgres_database(name)
+    database.configure(settings.database_url, settings)
+
+
+@pytest.fixture(scope="session")
+def browser():  # type: ignore[no-untyped-def]
+    if not CHROMIUM.exists():
+        pytest.skip(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium fonts-noto-cjk)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser):  # type: ignore[no-untyped-def]
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-US")
+    page = context.new_page()
+    yield page
+    context.close()

@@ -254,3 +254,18 @@ def list_members(session: Session, project_id: uuid.UUID) -> list[tuple[ProjectM
 
 def start_of_today() -> datetime:
     return datetime.combine(datetime.now(UTC).date(), time.min, tzinfo=UTC)
+
+
+def guidelines_news(session: Session, project: Project, user: User) -> tuple[int, GuidelineVersion | None]:
+    """The version the rater last saw and, when it is older than the current one, that older version."""
+    membership = get_membership(session, project.id, user.id)
+    seen = membership.last_seen_guidelines_version if membership else project.guidelines_version
+    if seen and seen < project.guidelines_version:
+        return seen, guideline_version(session, project.id, seen)
+    return seen, None
+
+
+def mark_guidelines_seen(session: Session, project: Project, user: User) -> None:
+    membership = get_membership(session, project.id, user.id)
+    if membership is not None:
+        membership.last_seen_guidelines_version = project.guidelines_version

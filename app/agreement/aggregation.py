@@ -1,0 +1,458 @@
+"""Label aggregation and model ranking: majority vote, Dawid-Skene, rating summaries and Bradley-Terry.
+
+Inputs are parallel integer index arrays (0-based unit, rater, label, response or model indices), as the
+service layer gets them from the database after mapping ids to positions. Results are frozen dataclasses
+of numpy arrays with a ``records()`` or ``to_dict()`` method for JSON, where undefined numbers become None.
+
+Bradley-Terry scores are on the Elo-like scale Chatbot Arena publishes: ``score = 1000 + 400 * log10(s)``
+with strengths ``s`` normalised to geometric mean 1, so the average model sits at 1000 and a 400-point gap
+means 10:1 odds of winning. ``log_strength`` is the same fit in natural-log units, mean zero.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from scipy.sparse.csgraph import connected_components
+from scipy.special import expit, logsumexp
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+ELO_SCALE = 400.0
+ELO_ANCHOR = 1000.0
+
+
+def _index(x: npt.ArrayLike, name: str) -> IntArray:
+    arr = np.asarray(x).reshape(-1)
+    if arr.size and (arr.dtype.kind not in "iu" or int(arr.min()) < 0):
+        raise ValueError(f"{name} must hold non-negative integer indices")
+    return arr.astype(np.int64)
+
+
+def _extent(indices: IntArray, given: int | None, name: str) -> int:
+    needed = int(indices.max()) + 1 if indices.size else 0
+    if given is None:
+        return needed
+    if given < needed:
+        raise ValueError(f"{name}={given} but the indices go up to {needed - 1}")
+    return given
+
+
+def _same_length(*arrays: npt.NDArray[Any]) -> None:
+    if len({a.size for a in arrays}) > 1:
+        raise ValueError("the index and value arrays must have the same length")
+
+
+def _vote_counts(unit: IntArray, label: IntArray, n_units: int, n_classes: int) -> IntArray:
+    flat = np.bincount(unit * n_classes + label, minlength=n_units * n_classes)
+    return flat.reshape(n_units, n_classes).astype(np.int64)
+
+
+# ----------------------------------------------------------------------------------------- majority vote
+
+
+@dataclass(frozen=True, eq=False)
+class MajorityVote:
+    """Per unit: the winning label (-1 without votes), its share of the votes, the vote count, tie flag."""
+
+    label: IntArray
+    share: FloatArray
+    n_votes: IntArray
+    tied: BoolArray
+
+    def records(self) -> list[dict[str, Any]]:
+        return [
+            {"label": lab if n else None, "share": s if n else None, "n_votes": n, "tied": t}
+            for lab, s, n, t in zip(
+                self.label.tolist(),
+                self.share.tolist(),
+                self.n_votes.tolist(),
+                self.tied.tolist(),
+                strict=True,
+            )
+        ]
+
+
+def majority_vote(
+    unit_idx: npt.ArrayLike,
+    label_idx: npt.ArrayLike,
+    n_units: int | None = None,
+    n_classes: int | None = None,
+) -> MajorityVote:
+    """Most common label per unit.
+
+    Tie rule: among labels tied for the most votes the smallest label index wins, and ``tied`` is set so
+    the caller can treat the unit as unresolved instead.
+    """
+    unit, label = _index(unit_idx, "unit_idx"), _index(label_idx, "label_idx")
+    _same_length(unit, label)
+    n_units = _extent(unit, n_units, "n_units")
+    n_classes = max(_extent(label, n_classes, "n_classes"), 1)
+    counts = _vote_counts(unit, label, n_units, n_classes)
+    n_votes = counts.sum(axis=1)
+    top = counts.max(axis=1)
+    voted = n_votes > 0
+    tied = ((counts == top[:, None]).sum(axis=1) > 1) & voted
+    # argmax returns the first maximum, which is the documented smallest-index tie rule.
+    label_out = np.where(voted, counts.argmax(axis=1), -1).astype(np.int64)
+    share = np.where(voted, top / np.maximum(n_votes, 1), 0.0)
+    return MajorityVote(label_out, share.astype(np.float64), n_votes.astype(np.int64), tied)
+
+
+# ------------------------------------------------------------------------------------------ Dawid-Skene
+
+
+@dataclass(frozen=True, eq=False)
+class DawidSkeneResult:
+    """EM estimates: per-unit class posteriors, per-rater confusion matrices and reliabilities.
+
+    confusion[r, j, l] is the probability that rater r answers l when the true class is j. reliability[r]
+    is the probability that rater r answers correctly, sum_j prior[j] * confusion[r, j, j]: about 1 / K for
+    a random clicker and near 0 for one who answers against the truth.
+    """
+
+    posterior: FloatArray
+    label: IntArray
+    confidence: FloatArray
+    confusion: FloatArray
+    reliability: FloatArray
+    class_prior: FloatArray
+    iterations: int
+    converged: bool
+    log_likelihood: float
+
+
+def _soft_votes(counts: IntArray) -> FloatArray:
+    """Vote shares per unit as the starting posterior; units without votes start uniform."""
+    totals = counts.sum(axis=1, keepdims=True)
+    uniform = np.full(counts.shape, 1.0 / counts.shape[1])
+    return np.where(totals > 0, counts / np.maximum(totals, 1), uniform).astype(np.float64)
+
+
+def _m_step(
+    posterior: FloatArray, unit: IntArray, rater: IntArray, label: IntArray, n_raters: int, smoothing: float
+) -> tuple[FloatArray, FloatArray]:
+    n_units, k = posterior.shape
+    prior = (posterior.sum(axis=0) + smoothing) / (n_units + k * smoothing)
+    weights = posterior[unit]
+    cell = rater * k + label
+    stacked = [np.bincount(cell, weights=weights[:, j], minlength=n_raters * k) for j in range(k)]
+    # The pseudo-count keeps every confusion entry positive, so logs stay finite for unseen answers.
+    counts = np.stack(stacked).astype(np.float64).reshape(k, n_raters, k).transpose(1, 0, 2) + smoothing
+    return prior, counts / counts.sum(axis=2, keepdims=True)
+
+
+def _e_step(
+    prior: FloatArray, confusion: FloatArray, unit: IntArray, rater: IntArray, label: IntArray, n_units: int
+) -> tuple[FloatArray, float]:
+    per_rating = np.log(confusion)[rater, :, label]
+    k = prior.size
+    summed = [np.bincount(unit, weights=per_rating[:, j], minlength=n_units) for j in range(k)]
+    log_joint = np.stack(summed, axis=1) + np.log(prior)
+    log_norm = logsumexp(log_joint, axis=1)
+    return np.exp(log_joint - log_norm[:, None]), float(log_norm.sum())
+
+
+def dawid_skene(
+    unit_idx: npt.ArrayLike,
+    rater_idx: npt.ArrayLike,
+    label_idx: npt.ArrayLike,
+    n_classes: int,
+    max_iter: int = 100,
+    tol: float = 1e-6,
+    smoothing: float = 0.01,
+    n_units: int | None = None,
+    n_raters: int | None = None,
+) -> DawidSkeneResult:
+    """Dawid-Skene EM with a full confusion matrix per rater, started from soft majority vote.
+
+    Converged when the log-likelihood changes by less than ``tol`` relative to its size. ``smoothing`` is a
+    Dirichlet pseudo-count added to every confusion cell and class count.
+    """
+    unit, rater = _index(unit_idx, "unit_idx"), _index(rater_idx, "rater_idx")
+    label = _index(label_idx, "label_idx")
+    _same_length(unit, rater, label)
+    n_classes = _extent(label, n_classes, "n_classes")
+    n_units, n_raters = _extent(unit, n_units, "n_units"), _extent(rater, n_raters, "n_raters")
+    posterior = _soft_votes(_vote_counts(unit, label, n_units, n_classes))
+    previous, log_likelihood, converged, iteration = -math.inf, -math.inf, False, 0
+    for iteration in range(1, max_iter + 1):  # noqa: B007 - the count is reported
+        prior, confusion = _m_step(posterior, unit, rater, label, n_raters, smoothing)
+        posterior, log_likelihood = _e_step(prior, confusion, unit, rater, label, n_units)
+        if abs(log_likelihood - previous) <= tol * max(abs(log_likelihood), 1.0):
+            converged = True
+            break
+        previous = log_likelihood
+    return DawidSkeneResult(
+        posterior=posterior,
+        label=posterior.argmax(axis=1).astype(np.int64),
+        confidence=posterior.max(axis=1),
+        confusion=confusion,
+        reliability=np.einsum("j,rjj->r", prior, confusion),
+        class_prior=prior,
+        iterations=iteration,
+        converged=converged,
+        log_likelihood=log_likelihood,
+    )
+
+
+# ---------------------------------------------------------------------------------------- rating summary
+
+
+@dataclass(frozen=True, eq=False)
+class RatingSummary:
+    """Per response: number of ratings, mean (NaN without ratings), sample std (NaN with fewer than two)."""
+
+    count: IntArray
+    mean: FloatArray
+    std: FloatArray
+
+    def records(self) -> list[dict[str, Any]]:
+        return [
+            {"count": n, "mean": m if n else None, "std": s if n > 1 else None}
+            for n, m, s in zip(self.count.tolist(), self.mean.tolist(), self.std.tolist(), strict=True)
+        ]
+
+
+def rating_summary(
+    response_idx: npt.ArrayLike, score: npt.ArrayLike, n_responses: int | None = None
+) -> RatingSummary:
+    """Mean, sample standard deviation (ddof=1) and count of the scores each response received."""
+    response = _index(response_idx, "response_idx")
+    values = np.asarray(score, dtype=np.float64).reshape(-1)
+    _same_length(response, values)
+    n = _extent(response, n_responses, "n_responses")
+    count = np.bincount(response, minlength=n).astype(np.int64)
+    total = np.bincount(response, weights=values, minlength=n)
+    mean = np.full(n, np.nan)
+    np.divide(total, count, out=mean, where=count > 0)
+    # Two passes around the mean avoid the cancellation of sum-of-squares formulas.
+    squares = np.bincount(response, weights=(values - mean[response]) ** 2, minlength=n)
+    std = np.full(n, np.nan)
+    np.sqrt(squares / np.maximum(count - 1, 1), out=std, where=count > 1)
+    return RatingSummary(count, mean, std)
+
+
+# ---------------------------------------------------------------------------------------- Bradley-Terry
+
+
+@dataclass(frozen=True, eq=False)
+class BradleyTerryFit:
+    """Bradley-Terry strengths: Elo-like scores (mean 1000) and natural-log strengths (mean 0)."""
+
+    score: FloatArray
+    log_strength: FloatArray
+    iterations: int
+    converged: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRating:
+    """One model's bootstrap summary; rank 1 + number of models whose lower bound beats our upper bound."""
+
+    model: int
+    score: float
+    lower: float
+    upper: float
+    rank: int
+    wins: int
+    ties: int
+    losses: int
+
+    @property
+    def battles(self) -> int:
+        return self.wins + self.ties + self.losses
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {
+            "model": self.model,
+            "score": self.score,
+            "lower": self.lower,
+            "upper": self.upper,
+            "rank": self.rank,
+            "wins": self.wins,
+            "ties": self.ties,
+            "losses": self.losses,
+            "battles": self.battles,
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class BradleyTerryBootstrap:
+    """Point fit on all battles plus percentile intervals from resampled battles, one entry per model."""
+
+    models: list[ModelRating]
+    level: float
+    n_boot: int
+    all_converged: bool
+
+    def leaderboard(self) -> list[ModelRating]:
+        return sorted(self.models, key=lambda m: (m.rank, -m.score, m.model))
+
+
+def _battles(
+    model_a_idx: npt.ArrayLike, model_b_idx: npt.ArrayLike, outcome: npt.ArrayLike, n_models: int
+) -> tuple[IntArray, IntArray, FloatArray]:
+    a, b = _index(model_a_idx, "model_a_idx"), _index(model_b_idx, "model_b_idx")
+    result = np.asarray(outcome, dtype=np.float64).reshape(-1)
+    _same_length(a, b, result)
+    _extent(a, n_models, "n_models")
+    _extent(b, n_models, "n_models")
+    if not np.isin(result, (0.0, 0.5, 1.0)).all():
+        raise ValueError("outcome must be 1 (a wins), 0 (b wins) or 0.5 (tie)")
+    if (a == b).any():
+        raise ValueError("a model cannot battle itself")
+    return a, b, result
+
+
+def _wins_matrix(
+    a: IntArray, b: IntArray, result: FloatArray, n_models: int, weight: FloatArray
+) -> FloatArray:
+    """wins[i, j]: how often i beat j, a tie counting half a win for each side."""
+    cells = n_models * n_models
+    forward = np.bincount(a * n_models + b, weights=weight * result, minlength=cells)
+    backward = np.bincount(b * n_models + a, weights=weight * (1.0 - result), minlength=cells)
+    return (forward + backward).reshape(n_models, n_models).astype(np.float64)
+
+
+def _objective(theta: FloatArray, wins: FloatArray, l2: float) -> float:
+    diff = theta[:, None] - theta[None, :]
+    return float((wins * np.logaddexp(0.0, -diff)).sum() + 0.5 * l2 * theta @ theta)
+
+
+def _gradient_hessian(theta: FloatArray, wins: FloatArray, l2: float) -> tuple[FloatArray, FloatArray]:
+    games = wins + wins.T
+    p = expit(theta[:, None] - theta[None, :])
+    gradient = (games * p).sum(axis=1) - wins.sum(axis=1) + l2 * theta
+    curvature = games * p * (1.0 - p)
+    hessian = -curvature
+    hessian[np.diag_indices_from(hessian)] = curvature.sum(axis=1) - np.diag(curvature) + l2
+    return gradient, hessian
+
+
+def _fit_log_strength(wins: FloatArray, l2: float, max_iter: int, tol: float) -> tuple[FloatArray, int, bool]:
+    """Penalised logistic MLE by Newton steps with backtracking; L2 keeps undefeated models finite."""
+    theta = np.zeros(wins.shape[0])
+    scale = max(float(wins.sum()), 1.0)
+    for iteration in range(1, max_iter + 1):
+        gradient, hessian = _gradient_hessian(theta, wins, l2)
+        if np.abs(gradient).max(initial=0.0) <= tol * scale:
+            return theta - theta.mean(), iteration - 1, True
+        # lstsq gives the minimum-norm step, which copes with the shift-invariant direction when l2 = 0.
+        step = np.linalg.lstsq(hessian, -gradient, rcond=None)[0]
+        current, t = _objective(theta, wins, l2), 1.0
+        while _objective(theta + t * step, wins, l2) > current + 1e-4 * t * (gradient @ step) and t > 1e-10:
+            t /= 2.0
+        theta = theta + t * step
+    return theta - theta.mean(), max_iter, False
+
+
+def _elo(log_strength: FloatArray) -> FloatArray:
+    return ELO_ANCHOR + ELO_SCALE * log_strength / math.log(10.0)
+
+
+def _mle_exists(wins: FloatArray) -> bool:
+    """Without a penalty the MLE is finite only if every model reaches every other through wins."""
+    n_strong, _ = connected_components(wins > 0, directed=True, connection="strong")
+    return bool(n_strong == 1)
+
+
+def _fit(wins: FloatArray, l2: float, max_iter: int, tol: float) -> BradleyTerryFit:
+    theta, iterations, converged = _fit_log_strength(wins, l2, max_iter, tol)
+    converged = converged and (l2 > 0 or _mle_exists(wins))
+    return BradleyTerryFit(_elo(theta), theta, iterations, converged)
+
+
+def bradley_terry(
+    model_a_idx: npt.ArrayLike,
+    model_b_idx: npt.ArrayLike,
+    outcome: npt.ArrayLike,
+    n_models: int,
+    l2: float = 1e-3,
+    max_iter: int = 100,
+    tol: float = 1e-10,
+) -> BradleyTerryFit:
+    """Bradley-Terry fit of battles (outcome 1: a wins, 0: b wins, 0.5: tie, counted as half a win each).
+
+    ``l2`` is a ridge on the log-strengths that keeps the fit finite when a model never loses; with
+    ``l2=0`` this is the plain MLE Chatbot Arena fits, and ``converged`` is False where it does not exist.
+    """
+    a, b, result = _battles(model_a_idx, model_b_idx, outcome, n_models)
+    return _fit(_wins_matrix(a, b, result, n_models, np.ones(a.size)), l2, max_iter, tol)
+
+
+def _record_counts(a: IntArray, b: IntArray, result: FloatArray, n_models: int) -> tuple[IntArray, ...]:
+    def count(idx: IntArray, mask: BoolArray) -> IntArray:
+        return np.bincount(idx[mask], minlength=n_models).astype(np.int64)
+
+    wins = count(a, result == 1.0) + count(b, result == 0.0)
+    ties = count(a, result == 0.5) + count(b, result == 0.5)
+    losses = count(a, result == 0.0) + count(b, result == 1.0)
+    return wins, ties, losses
+
+
+def _bootstrap_scores(
+    a: IntArray, b: IntArray, result: FloatArray, n_models: int, n_boot: int, seed: int, l2: float
+) -> tuple[FloatArray, bool]:
+    """Scores refitted on battles resampled with replacement, as multinomial counts of distinct battles."""
+    key = (a * n_models + b) * 3 + (2.0 * result).astype(np.int64)
+    _, first, freq = np.unique(key, return_index=True, return_counts=True)
+    rng = np.random.default_rng(seed)
+    counts = rng.multinomial(a.size, freq / a.size, size=n_boot)
+    samples = np.empty((n_boot, n_models))
+    converged = True
+    for i in range(n_boot):
+        wins = _wins_matrix(a[first], b[first], result[first], n_models, counts[i].astype(np.float64))
+        fit = _fit(wins, l2, 100, 1e-10)
+        samples[i], converged = fit.score, converged and fit.converged
+    return samples, converged
+
+
+def bradley_terry_bootstrap(
+    model_a_idx: npt.ArrayLike,
+    model_b_idx: npt.ArrayLike,
+    outcome: npt.ArrayLike,
+    n_models: int,
+    *,
+    n_boot: int = 200,
+    seed: int = 0,
+    level: float = 0.95,
+    l2: float = 1e-3,
+) -> BradleyTerryBootstrap:
+    """Bradley-Terry scores with percentile intervals from resampled battles, ranks, win/tie/loss counts."""
+    if n_boot < 1 or not 0.0 < level < 1.0:
+        raise ValueError("n_boot must be positive and level strictly between 0 and 1")
+    a, b, result = _battles(model_a_idx, model_b_idx, outcome, n_models)
+    point = _fit(_wins_matrix(a, b, result, n_models, np.ones(a.size)), l2, 100, 1e-10)
+    samples, converged = _bootstrap_scores(a, b, result, n_models, n_boot, seed, l2)
+    low, high = np.quantile(samples, [(1.0 - level) / 2.0, (1.0 + level) / 2.0], axis=0)
+    rank = 1 + (low[None, :] > high[:, None]).sum(axis=1)
+    wins, ties, losses = _record_counts(a, b, result, n_models)
+    models = [
+        ModelRating(m, float(point.score[m]), float(low[m]), float(high[m]), int(rank[m]), *counts)
+        for m, counts in enumerate(zip(wins.tolist(), ties.tolist(), losses.tolist(), strict=True))
+    ]
+    return BradleyTerryBootstrap(models, level, n_boot, converged and point.converged)
+
+
+__all__ = [
+    "ELO_ANCHOR",
+    "ELO_SCALE",
+    "BradleyTerryBootstrap",
+    "BradleyTerryFit",
+    "DawidSkeneResult",
+    "MajorityVote",
+    "ModelRating",
+    "RatingSummary",
+    "bradley_terry",
+    "bradley_terry_bootstrap",
+    "dawid_skene",
+    "majority_vote",
+    "rating_summary",
+]
