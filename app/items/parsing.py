@@ -81,6 +81,8 @@ DEFAULT_OPTIONS = ImportOptions()
 
 @dataclass(frozen=True, slots=True)
 class ParsedResponse:
+    """One response; source_position is its 0-based place in the source line, kept when lines are split."""
+
     text: str
     model: str | None
     metadata: dict[str, Any]
@@ -89,6 +91,14 @@ class ParsedResponse:
 
 @dataclass(frozen=True, slots=True)
 class ParsedItem:
+    """One item to store.
+
+    Pair items split from a line with more responses have external_id f"{source id}::{i}-{j}" (None when
+    the line has no id), metadata["source_prompt_id"] (when it has one) and source_group, the content_hash
+    the whole line would have had. content_hash covers the prompt and this item's response texts only.
+    TRL and HH-RLHF rows carry metadata["source_label"] = {"chosen": 0}; it must never reach raters.
+    """
+
     external_id: str | None
     prompt: str | list[dict[str, str]]
     responses: tuple[ParsedResponse, ...]
@@ -100,6 +110,8 @@ class ParsedItem:
 
 @dataclass(frozen=True, slots=True)
 class LineError:
+    """A line that gives no items; line 0 stands for the document as a whole."""
+
     line: int
     error: str
 
@@ -467,7 +479,8 @@ def _read_hh(chosen: Any, rejected: Any, options: ImportOptions) -> tuple[Prompt
             "and differ only in the final Assistant reply"
         )
     return prompt, [
-        _check_text(reply.strip(), f'the final Assistant reply in "{key}"', options)
+        # HH-RLHF holds a few empty final replies; they are real data (the assistant said nothing), so kept.
+        _check_text(reply.strip(), f'the final Assistant reply in "{key}"', options, allow_blank=True)
         for key, reply in zip(("chosen", "rejected"), replies, strict=True)
     ]
 

@@ -1,0 +1,46 @@
+"""The migrations build the schema the models describe, and go down and up again."""
+
+from __future__ import annotations
+
+import uuid
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from app.db import create_db_engine
+from app.migrations_state import alembic_config, head_revision, migration_status
+from app.models import Base
+from tests.conftest import _backend, _create_postgres_database, _drop_postgres_database
+
+
+def _fresh_url(tmp_path) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    if _backend() == "postgresql":
+        return _create_postgres_database()
+    return f"sqlite:///{tmp_path / f'm-{uuid.uuid4().hex[:6]}.db'}", ""
+
+
+def test_models_and_migrations_agree(engine: sa.Engine) -> None:
+    with engine.connect() as connection:
+        diff = compare_metadata(MigrationContext.configure(connection, opts={"compare_type": True}), Base.metadata)
+    assert diff == []
+
+
+def test_downgrade_to_base_and_upgrade_again(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    url, name = _fresh_url(tmp_path)
+    try:
+        config = alembic_config(url)
+        command.upgrade(config, "head")
+        command.downgrade(config, "base")
+        engine = create_db_engine(url)
+        with engine.connect() as connection:
+            tables = set(sa.inspect(connection).get_table_names()) - {"alembic_version"}
+        assert tables == set()
+        command.upgrade(config, "head")
+        assert migration_status(engine) == {"ready": True, "database": "ok", "revision": head_revision(),
+                                            "head": head_revision()}
+        engine.dispose()
+    finally:
+        if name:
+            _drop_postgres_database(name)
