@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -37,14 +38,17 @@ SECURITY_HEADERS = {
 
 def _routers() -> list:
     from app.agreement import api as agreement_api
+    from app.agreement import pages as agreement_pages
     from app.annotation import api as annotation_api
     from app.annotation import pages as annotation_pages
     from app.audit import api as audit_api
     from app.exports import api as exports_api
+    from app.exports import pages as exports_pages
     from app.items import api as items_api
     from app.projects import api as projects_api
     from app.projects import pages as projects_pages
     from app.training import api as training_api
+    from app.training import pages as training_pages
 
     return [
         health.router,
@@ -59,7 +63,21 @@ def _routers() -> list:
         accounts_pages.router,
         projects_pages.router,
         annotation_pages.router,
+        training_pages.router,
+        agreement_pages.router,
+        exports_pages.router,
     ]
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    from app.exports import jobs
+
+    jobs.start_worker()
+    try:
+        yield
+    finally:
+        jobs.stop_worker()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -72,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url="/api/docs",
         openapi_url="/api/openapi.json",
         redoc_url=None,
+        lifespan=_lifespan,
     )
     install_error_handlers(app)
     for router in _routers():

@@ -159,6 +159,36 @@ def _e_step(
     return np.exp(log_joint - log_norm[:, None]), float(log_norm.sum())
 
 
+@dataclass(frozen=True, eq=False)
+class _EmState:
+    posterior: FloatArray
+    prior: FloatArray
+    confusion: FloatArray
+    iterations: int
+    converged: bool
+    log_likelihood: float
+
+
+def _run_em(
+    posterior: FloatArray,
+    unit: IntArray,
+    rater: IntArray,
+    label: IntArray,
+    n_raters: int,
+    smoothing: float,
+    max_iter: int,
+    tol: float,
+) -> _EmState:
+    previous = -math.inf
+    for iteration in range(1, max_iter + 1):
+        prior, confusion = _m_step(posterior, unit, rater, label, n_raters, smoothing)
+        posterior, log_likelihood = _e_step(prior, confusion, unit, rater, label, posterior.shape[0])
+        if abs(log_likelihood - previous) <= tol * max(abs(log_likelihood), 1.0):
+            return _EmState(posterior, prior, confusion, iteration, True, log_likelihood)
+        previous = log_likelihood
+    return _EmState(posterior, prior, confusion, max_iter, False, log_likelihood)
+
+
 def dawid_skene(
     unit_idx: npt.ArrayLike,
     rater_idx: npt.ArrayLike,
@@ -180,15 +210,11 @@ def dawid_skene(
     _same_length(unit, rater, label)
     n_classes = _extent(label, n_classes, "n_classes")
     n_units, n_raters = _extent(unit, n_units, "n_units"), _extent(rater, n_raters, "n_raters")
-    posterior = _soft_votes(_vote_counts(unit, label, n_units, n_classes))
-    previous, log_likelihood, converged, iteration = -math.inf, -math.inf, False, 0
-    for iteration in range(1, max_iter + 1):  # noqa: B007 - the count is reported
-        prior, confusion = _m_step(posterior, unit, rater, label, n_raters, smoothing)
-        posterior, log_likelihood = _e_step(prior, confusion, unit, rater, label, n_units)
-        if abs(log_likelihood - previous) <= tol * max(abs(log_likelihood), 1.0):
-            converged = True
-            break
-        previous = log_likelihood
+    if max_iter < 1:
+        raise ValueError("max_iter must be at least 1")
+    start = _soft_votes(_vote_counts(unit, label, n_units, n_classes))
+    em = _run_em(start, unit, rater, label, n_raters, smoothing, max_iter, tol)
+    posterior, prior, confusion = em.posterior, em.prior, em.confusion
     return DawidSkeneResult(
         posterior=posterior,
         label=posterior.argmax(axis=1).astype(np.int64),
@@ -196,9 +222,9 @@ def dawid_skene(
         confusion=confusion,
         reliability=np.einsum("j,rjj->r", prior, confusion),
         class_prior=prior,
-        iterations=iteration,
-        converged=converged,
-        log_likelihood=log_likelihood,
+        iterations=em.iterations,
+        converged=em.converged,
+        log_likelihood=em.log_likelihood,
     )
 
 

@@ -19,7 +19,7 @@ Results
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from itertools import combinations
@@ -462,7 +462,7 @@ def _kappa_by_pair(
     return kappa, observed, n
 
 
-def cohen_kappa(a: npt.ArrayLike, b: npt.ArrayLike) -> Statistic:
+def cohen_kappa(a: npt.ArrayLike | Sequence[object], b: npt.ArrayLike | Sequence[object]) -> Statistic:
     """Cohen's kappa for two aligned label arrays; positions where either is missing (NaN/None) drop out."""
     first, second = np.asarray(a).reshape(-1), np.asarray(b).reshape(-1)
     if first.size != second.size:
@@ -796,10 +796,13 @@ def bootstrap_ci(
     seed: int = 0,
     level: float = 0.95,
 ) -> ConfidenceInterval:
-    """Percentile interval from resampling units (those with two or more ratings) with replacement.
+    """Percentile interval from resampling units with replacement, seeded.
 
-    AlphaStatistic and PercentAgreementStatistic take a fast path that re-weights groups of identical units;
-    any other callable on Ratings works too and is re-run on each resampled data set.
+    Only units with two or more ratings take part, in the point estimate and in every resample (for alpha
+    and percent agreement that changes nothing, the others carry no pairs). AlphaStatistic and
+    PercentAgreementStatistic take a fast path that re-weights groups of identical units; any other
+    callable on Ratings works too and is re-run on each resampled data set. Resamples where the statistic
+    is undefined are left out and counted in ``n_undefined``.
     """
     if n_boot < 1 or not 0.0 < level < 1.0:
         raise ValueError("n_boot must be positive and level strictly between 0 and 1")

@@ -119,7 +119,7 @@ def lease_item(
     purpose: str,
     display_order: list[str],
     expires_at: datetime,
-) -> uuid.UUID:
+) -> Assignment:
     """Insert the lease, or renew this rater's own expired lease of the same item."""
     values: dict[str, Any] = {
         "id": uuid.uuid4(),
@@ -143,13 +143,13 @@ def lease_item(
             "expires_at": expires_at,
             "finished_at": None,
         },
-    ).returning(Assignment.id)
-    assignment_id: uuid.UUID = session.execute(statement).scalar_one()
+    ).returning(Assignment)
+    assignment: Assignment = session.scalars(statement, execution_options={"populate_existing": True}).one()
     if purpose == "live":
         session.execute(
             sa.update(Item).where(Item.id == item_id).values(assigned_count=Item.assigned_count + 1)
         )
-    return assignment_id
+    return assignment
 
 
 def load_item_with_responses(session: Session, item_id: uuid.UUID) -> tuple[Item, dict[str, Response]]:

@@ -20,6 +20,7 @@ from app.annotation.schemas import AnnotationCorrection, AnnotationSubmit
 from app.db import utcnow
 from app.items.models import Item, Response
 from app.observability import ANNOTATIONS_SUBMITTED
+from app.projects import policies
 from app.projects import service as projects_service
 from app.projects.models import Project, ProjectMembership
 from app.projects.questions import AnswerError, validate_answers
@@ -45,17 +46,18 @@ class Submission:
     feedback: dict[str, Any] | None
 
 
-def _membership_for_work(session: Session, project: Project, user: User) -> ProjectMembership:
-    membership = repo.lock_membership(session, project.id, user.id)
-    if membership is None:
+def _project_for_work(session: Session, project_id: uuid.UUID, user: User) -> tuple[Project, ProjectMembership]:
+    """The project and the rater's locked membership; only members work on a project (404 otherwise)."""
+    project = session.get(Project, project_id)
+    membership = repo.lock_membership(session, project_id, user.id) if project is not None else None
+    if project is None or membership is None or not policies.can_view(user, project, membership):
         raise exceptions.NotAMember()
-    return membership
+    return project, membership
 
 
 def next_assignment(session: Session, project_id: uuid.UUID, user: User) -> LeasedItem | None:
     """The caller's current lease, or a new one; None when there is nothing for this rater."""
-    project = projects_service.get_project(session, project_id, user)
-    membership = _membership_for_work(session, project, user)
+    project, membership = _project_for_work(session, project_id, user)
     if project.status != "active" or membership.status != "active":
         return None
     now = utcnow()
@@ -87,7 +89,7 @@ def _new_lease(
         return None
     order = repo.response_ids(session, item_id)
     _shuffle(order)
-    assignment_id = repo.lease_item(
+    return repo.lease_item(
         session,
         project_id=project.id,
         item_id=item_id,
@@ -97,7 +99,6 @@ def _new_lease(
         display_order=order,
         expires_at=utcnow() + timedelta(minutes=project.lease_minutes),
     )
-    return session.get_one(Assignment, assignment_id, populate_existing=True)
 
 
 def _leased_item(session: Session, lease: Assignment) -> LeasedItem:

@@ -15,6 +15,7 @@ from app.agreement import stats
 from app.agreement.stats import (
     LEVELS,
     AlphaStatistic,
+    Level,
     PercentAgreementStatistic,
     Ratings,
     Statistic,
@@ -87,8 +88,8 @@ def to_long(matrix: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.n
 
 
 @pytest.mark.parametrize("level", LEVELS)
-def test_alpha_reproduces_krippendorff_example_c(level: str) -> None:
-    result = krippendorff_alpha(KRIPPENDORFF_C.T, level)  # type: ignore[arg-type]
+def test_alpha_reproduces_krippendorff_example_c(level: Level) -> None:
+    result = krippendorff_alpha(KRIPPENDORFF_C.T, level)
     assert result.value is not None
     assert round(result.value, 3) == KRIPPENDORFF_C_PUBLISHED[level]
     assert result.reason is None
@@ -113,7 +114,9 @@ def test_fleiss_reproduces_fleiss_1971_table() -> None:
 def test_fleiss_from_ratings_equals_from_counts() -> None:
     # Spread each subject's category counts over 14 rater columns.
     matrix = np.array([np.repeat(np.arange(5), row) for row in FLEISS_TABLE], dtype=float)
-    assert fleiss_kappa(matrix).value == pytest.approx(fleiss_kappa_from_counts(FLEISS_TABLE).value, abs=1e-12)
+    assert fleiss_kappa(matrix).value == pytest.approx(
+        fleiss_kappa_from_counts(FLEISS_TABLE).value, abs=1e-12
+    )
 
 
 def test_cohen_reproduces_fifty_proposals_example() -> None:
@@ -138,30 +141,32 @@ def test_percent_agreement_by_hand() -> None:
 
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("level", LEVELS)
-def test_alpha_equals_reference_library(seed: int, level: str) -> None:
+def test_alpha_equals_reference_library(seed: int, level: Level) -> None:
     matrix = random_matrix(seed)
     expected = krippendorff.alpha(reliability_data=matrix.T, level_of_measurement=level)
-    assert krippendorff_alpha(matrix, level).value == pytest.approx(expected, abs=1e-9)  # type: ignore[arg-type]
+    assert krippendorff_alpha(matrix, level).value == pytest.approx(expected, abs=1e-9)
     long_form = Ratings.from_long(*to_long(matrix, seed))
-    assert krippendorff_alpha(long_form, level).value == pytest.approx(expected, abs=1e-9)  # type: ignore[arg-type]
+    assert krippendorff_alpha(long_form, level).value == pytest.approx(expected, abs=1e-9)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("level", LEVELS)
-def test_alpha_equals_reference_on_non_integer_values(seed: int, level: str) -> None:
+def test_alpha_equals_reference_on_non_integer_values(seed: int, level: Level) -> None:
     rng = np.random.default_rng(100 + seed)
     matrix = np.round(rng.gamma(2.0, 1.5, size=(60, 4)), 1) + rng.normal(0, 0.01, size=(60, 1)).round(2)
     matrix = np.abs(matrix)
     matrix[rng.random(matrix.shape) < 0.25] = NAN
     expected = krippendorff.alpha(reliability_data=matrix.T, level_of_measurement=level)
-    assert krippendorff_alpha(matrix, level).value == pytest.approx(expected, abs=1e-9)  # type: ignore[arg-type]
+    assert krippendorff_alpha(matrix, level).value == pytest.approx(expected, abs=1e-9)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_fleiss_equals_statsmodels(seed: int) -> None:
     rng = np.random.default_rng(seed)
     truth = rng.integers(0, 4, size=80)
-    matrix = np.where(rng.random((80, 6)) < 0.6, truth[:, None], rng.integers(0, 4, size=(80, 6))).astype(float)
+    matrix = np.where(rng.random((80, 6)) < 0.6, truth[:, None], rng.integers(0, 4, size=(80, 6))).astype(
+        float
+    )
     counts = np.stack([(matrix == c).sum(axis=1) for c in range(4)], axis=1)
     expected = sm_fleiss_kappa(counts, method="fleiss")
     assert fleiss_kappa(matrix).value == pytest.approx(expected, abs=1e-9)
@@ -365,7 +370,7 @@ def test_bootstrap_fast_path_agrees_with_generic_resampling() -> None:
 
 
 @pytest.mark.parametrize("level", LEVELS)
-def test_reweighted_units_equal_alpha_on_duplicated_units(level: str) -> None:
+def test_reweighted_units_equal_alpha_on_duplicated_units(level: Level) -> None:
     """The fast path's weights must mean exactly "this unit appears w times"."""
     matrix = random_matrix(13, n_units=40)
     ratings = stats._pairable_units(Ratings.from_matrix(matrix))
@@ -373,11 +378,13 @@ def test_reweighted_units_equal_alpha_on_duplicated_units(level: str) -> None:
     assert parts is not None
     group, _ = stats._group_units(parts)
     multiplicity = np.random.default_rng(0).integers(0, 4, size=ratings.n_units)
-    weights = np.bincount(group[:], weights=multiplicity, minlength=group.max() + 1)
-    duplicated = np.repeat(stats._pairable_units(Ratings.from_matrix(matrix)).to_matrix(), multiplicity, axis=0)
-    groups = AlphaStatistic(level).unit_groups(ratings)  # type: ignore[arg-type]
+    weights = np.bincount(group, weights=multiplicity, minlength=group.max() + 1).astype(np.float64)
+    duplicated = np.repeat(
+        stats._pairable_units(Ratings.from_matrix(matrix)).to_matrix(), multiplicity, axis=0
+    )
+    groups = AlphaStatistic(level).unit_groups(ratings)
     assert groups is not None
-    expected = krippendorff_alpha(duplicated, level).value  # type: ignore[arg-type]
+    expected = krippendorff_alpha(duplicated, level).value
     assert groups.evaluate(weights[None, :])[0] == pytest.approx(expected, abs=1e-9)
 
 
