@@ -26,7 +26,7 @@ def refresh_queue_gauges() -> None:
         left = dict(
             session.execute(
                 sa.select(Item.project_id, sa.func.count(Item.id))
-                .where(Item.purpose == "live", Item.is_complete.is_(False))
+                .where(Item.purpose == "live", sa.not_(Item.is_complete))
                 .group_by(Item.project_id)
             ).all()
         )

@@ -81,7 +81,7 @@ def pick_live_item(
         .where(
             Item.project_id == project_id,
             Item.purpose == "live",
-            Item.is_complete.is_(False),
+            sa.not_(Item.is_complete),
             Item.assigned_count < annotations_per_item,
             _not_taken_by(user_id, 0),
         )
@@ -101,7 +101,7 @@ def pick_unseen_item(
         .where(
             Item.project_id == project_id,
             Item.purpose == purpose,
-            Item.is_complete.is_(False),
+            sa.not_(Item.is_complete),
             _not_taken_by(user_id, attempt),
         )
         .order_by(order)
@@ -203,7 +203,7 @@ def count_open_items(session: Session, project_id: uuid.UUID) -> int:
     return (
         session.scalar(
             sa.select(sa.func.count(Item.id)).where(
-                Item.project_id == project_id, Item.purpose == "live", Item.is_complete.is_(False)
+                Item.project_id == project_id, Item.purpose == "live", sa.not_(Item.is_complete)
             )
         )
         or 0

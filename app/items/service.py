@@ -353,7 +353,7 @@ def progress_by_project(session: Session, project_ids: list[uuid.UUID]) -> dict[
     """Live items done / being worked on / left, for each project, in one grouped query."""
     if not project_ids:
         return {}
-    started = sa.and_(Item.is_complete.is_(False), sa.or_(Item.annotation_count > 0, Item.assigned_count > 0))
+    started = sa.and_(sa.not_(Item.is_complete), sa.or_(Item.annotation_count > 0, Item.assigned_count > 0))
     rows = session.execute(
         sa.select(
             Item.project_id,

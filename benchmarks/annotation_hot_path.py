@@ -1,0 +1,129 @@
+"""Next + submit cycles per second and per-call latency, with 1 and 8 simulated annotators, against a floor.
+
+Run: python -m benchmarks.annotation_hot_path [--backends postgresql,sqlite] [--sizes 10000,1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from typing import Any
+
+import httpx
+
+from benchmarks.common import async_client
+
+from benchmarks.common import (
+    drop_database,
+    fresh_database,
+    machine_line,
+    percentiles,
+    print_table,
+    seed_project,
+    start_server,
+)
+
+
+async def _annotator(client: httpx.AsyncClient, token: str, project_id: str, until: float,
+                     stats: dict[str, list[float]]) -> None:
+    headers = {"Authorization": f"Bearer {token}"}
+    while time.perf_counter() < until:
+        started = time.perf_counter()
+        response = await client.post(f"/api/v1/projects/{project_id}/assignments/next", headers=headers)
+        stats["next"].append(time.perf_counter() - started)
+        if response.status_code != 200:
+            stats["errors"].append(response.status_code)
+            return
+        assignment = response.json()
+        body = {"answers": {"overall": {"choice": assignment["item"]["responses"][0]["id"], "strength": 2}}}
+        started = time.perf_counter()
+        submitted = await client.post(f"/api/v1/assignments/{assignment['assignment_id']}/annotation", json=body,
+                                      headers=headers)
+        stats["submit"].append(time.perf_counter() - started)
+        if submitted.status_code != 201:
+            stats["errors"].append(submitted.status_code)
+
+
+async def drive(url: str, tokens: list[str], project_id: str, seconds: float, warmup: float = 2.0) -> dict[str, Any]:
+    async with async_client(url, len(tokens)) as client:
+        warm: dict[str, list[float]] = {"next": [], "submit": [], "errors": []}
+        await asyncio.gather(*(_annotator(client, t, project_id, time.perf_counter() + warmup, warm) for t in tokens))
+        stats: dict[str, list[float]] = {"next": [], "submit": [], "errors": []}
+        started = time.perf_counter()
+        await asyncio.gather(*(_annotator(client, t, project_id, started + seconds, stats) for t in tokens))
+        elapsed = time.perf_counter() - started
+    return {"cycles_per_s": len(stats["submit"]) / elapsed, "requests_per_s": (len(stats["next"]) + len(stats["submit"])) / elapsed,
+            "next": percentiles(stats["next"]), "submit": percentiles(stats["submit"]), "errors": len(stats["errors"])}
+
+
+async def drive_floor(url: str, concurrency: int, seconds: float) -> float:
+    count = 0
+
+    async def loop(client: httpx.AsyncClient, until: float) -> None:
+        nonlocal count
+        while time.perf_counter() < until:
+            response = await client.post("/floor")
+            response.raise_for_status()
+            count += 1
+
+    async with async_client(url, concurrency) as client:
+        await asyncio.gather(*(loop(client, time.perf_counter() + 1.0) for _ in range(concurrency)))
+        count = 0
+        started = time.perf_counter()
+        await asyncio.gather(*(loop(client, started + seconds) for _ in range(concurrency)))
+        return count / (time.perf_counter() - started)
+
+
+def run_case(backend: str, size: int, concurrencies: list[int], seconds: float, workers: int) -> list[dict[str, Any]]:
+    url = fresh_database(backend, f"prefhub_bench_{backend[:2]}_{size}")
+    seeded_at = time.perf_counter()
+    seeded = seed_project(url, size, max(concurrencies))
+    seed_s = time.perf_counter() - seeded_at
+    rows = []
+    server = start_server(url, workers)
+    floor = start_server(url, workers, app="benchmarks.floor_app:app")
+    try:
+        for concurrency in concurrencies:
+            result = asyncio.run(drive(server.url, seeded.tokens[:concurrency], str(seeded.project_id), seconds))
+            floor_rps = asyncio.run(drive_floor(floor.url, concurrency, seconds))
+            rows.append({
+                "backend": backend, "items": size, "annotators": concurrency, "workers": workers,
+                "cycles/s": result["cycles_per_s"], "req/s": result["requests_per_s"], "floor req/s": floor_rps,
+                "vs floor": result["requests_per_s"] / floor_rps,
+                "next p50": result["next"]["p50"], "next p95": result["next"]["p95"], "next p99": result["next"]["p99"],
+                "submit p50": result["submit"]["p50"], "submit p95": result["submit"]["p95"],
+                "submit p99": result["submit"]["p99"], "errors": result["errors"], "seed s": seed_s,
+            })
+    finally:
+        server.stop()
+        floor.stop()
+        drop_database(backend, url)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--backends", default="postgresql,sqlite")
+    parser.add_argument("--sizes", default="10000,1000000")
+    parser.add_argument("--concurrency", default="1,8")
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--json", help="write the rows as JSON to this path")
+    args = parser.parse_args()
+    print(f"Annotation hot path · {machine_line()} · {args.workers} app workers · latencies in ms")
+    rows: list[dict[str, Any]] = []
+    for backend in args.backends.split(","):
+        for size in (int(s) for s in args.sizes.split(",")):
+            rows.extend(run_case(backend, size, [int(c) for c in args.concurrency.split(",")], args.seconds,
+                                 args.workers if backend == "postgresql" else 1))
+            print_table("results so far", rows[-len(args.concurrency.split(",")):])
+    print_table("Annotation hot path", rows)
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(rows, handle, indent=2)
+
+
+if __name__ == "__main__":
+    main()
