@@ -78,6 +78,6 @@ def add_member(project_id: uuid.UUID, body: MemberAdd, user: CurrentUser, sessio
 
 
 @router.delete("/projects/{project_id}/members/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
-def remove_member(project_id: uuid.UUID, user_id: uuid.UUID, admin: CurrentAdmin, session: DbSession) -> None:
+def remove_member(project_id: uuid.UUID, user_id: uuid.UUID, admin: CurrentUser, session: DbSession) -> None:
     project = service.get_project_for_admin(session, project_id, admin)
     service.remove_member(session, project, user_id, admin)
