@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -78,6 +79,31 @@ class ServiceUnavailable(AppError):
     status_code = 503
     code = "service_unavailable"
     message = "The database is unavailable; try again shortly."
+
+
+class ErrorResponse(BaseModel):
+    """Every API error: a sentence for people, a stable code for programs, and per-field details when useful."""
+
+    detail: str
+    code: str
+    errors: list[Any] | None = None
+
+
+# Declared on every API router, so the OpenAPI schema describes the errors the API really answers with.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse, "description": description}
+    for status, description in (
+        (400, "Bad request"),
+        (401, "Not authenticated"),
+        (403, "Not allowed"),
+        (404, "Not found"),
+        (409, "Conflict with the current state"),
+        (413, "Request body too large"),
+        (422, "Invalid input"),
+        (429, "Too many attempts"),
+        (503, "Database unavailable"),
+    )
+}
 
 
 def wants_json(request: Request) -> bool:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, Request
-from fastapi.responses import Response
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
@@ -16,24 +15,12 @@ from app.accounts import api as accounts_api
 from app.accounts import pages as accounts_pages
 from app.config import Settings, get_settings
 from app.db import database
-from app.errors import install_error_handlers, render_error
-from app.i18n import negotiate, set_locale
-from app.observability import configure_logging, request_context_middleware
+from app.errors import install_error_handlers
+from app.middleware import AppMiddleware
+from app.observability import configure_logging
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; font-src 'self'; "
-    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-)
-SECURITY_HEADERS = {
-    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "same-origin",
-    "Cross-Origin-Opener-Policy": "same-origin",
-    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
-}
 
 
 def _routers() -> list:
@@ -101,32 +88,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _install_middleware(app: FastAPI, settings: Settings) -> None:
-    max_body = settings.max_body_bytes
-
-    @app.middleware("http")
-    async def locale_and_headers(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > max_body:
-            return render_error(
-                request,
-                413,
-                "payload_too_large",
-                f"The request body is {declared} bytes; the limit is {max_body}.",
-            )
-        user_locale = request.session.get("locale") if "session" in request.scope else None
-        set_locale(negotiate(user_locale, request.headers.get("accept-language")))
-        response = await call_next(request)
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        if request.url.path.startswith(("/api/", "/login")) or "text/html" in response.headers.get(
-            "content-type", ""
-        ):
-            response.headers.setdefault("Cache-Control", "no-store")
-        return response
-
     secure = settings.cookie_secure if settings.cookie_secure is not None else settings.env == "production"
+    # Added first, so it runs inside the session middleware and can read the user's language from the session.
+    app.add_middleware(AppMiddleware, max_body_bytes=settings.max_body_bytes, hsts=secure)
     app.add_middleware(
         SessionMiddleware,
         secret_key=settings.secret_key,
@@ -135,4 +99,3 @@ def _install_middleware(app: FastAPI, settings: Settings) -> None:
         same_site="lax",
         https_only=secure,
     )
-    app.middleware("http")(request_context_middleware)

@@ -5,13 +5,8 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
-import time
-import uuid
-from collections.abc import Awaitable, Callable
 
 from prometheus_client import Counter, Gauge, Histogram
-from starlette.requests import Request
-from starlette.responses import Response
 
 _request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
@@ -61,31 +56,9 @@ def configure_logging(level: str, as_json: bool) -> None:
 access_log = logging.getLogger("prefhub.access")
 
 
-async def request_context_middleware(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    incoming = request.headers.get("x-request-id", "")
-    request_id = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else uuid.uuid4().hex
-    token = _request_id.set(request_id)
-    started = time.perf_counter()
-    status = 500
-    try:
-        response = await call_next(request)
-        status = response.status_code
-        response.headers["X-Request-ID"] = request_id
-        return response
-    finally:
-        elapsed = time.perf_counter() - started
-        route = request.scope.get("route")
-        route_path = getattr(route, "path", "unmatched")
-        REQUEST_LATENCY.labels(request.method, route_path, str(status)).observe(elapsed)
-        access_log.info(
-            "request",
-            extra={
-                "method": request.method,
-                "path": request.url.path,
-                "status": status,
-                "duration_ms": round(elapsed * 1000, 2),
-            },
-        )
-        _request_id.reset(token)
+def bind_request_id(request_id: str) -> contextvars.Token[str | None]:
+    return _request_id.set(request_id)
+
+
+def reset_request_id(token: contextvars.Token[str | None]) -> None:
+    _request_id.reset(token)

@@ -21,9 +21,10 @@ from app.annotation.schemas import (
     SkipResult,
     SubmitResult,
 )
+from app.errors import ERROR_RESPONSES
 from app.routing import TransactionalRoute
 
-router = APIRouter(prefix="/api/v1", route_class=TransactionalRoute, tags=["annotation"])
+router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES, route_class=TransactionalRoute, tags=["annotation"])
 
 
 def to_assignment_read(leased: service.LeasedItem) -> AssignmentRead:

@@ -17,9 +17,10 @@ from app.items import service
 from app.items.parsing import LineError, iter_jsonl_lines, sniff_format
 from app.items.schemas import GoldUpdate, ImportReport, ItemList, ItemRead, LineErrorRead, ResponseRead
 from app.projects import service as projects_service
+from app.errors import ERROR_RESPONSES
 from app.routing import TransactionalRoute
 
-router = APIRouter(prefix="/api/v1", route_class=TransactionalRoute, tags=["items"])
+router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES, route_class=TransactionalRoute, tags=["items"])
 
 MAX_IMPORT_BYTES = 4 * 1024**3
 MAX_JSON_ARRAY_BYTES = 256 * 1024**2
