@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from app.accounts.models import User
 from app.audit import service as audit
-from app.db import utcnow
+from app.db import bulk_insert, utcnow
 from app.items import exceptions
 from app.items.models import Item, Response
 from app.items.parsing import ImportOptions, LineError, ParsedItem, ParseResult, parse_lines
@@ -237,7 +237,7 @@ def _write_batch(
                 "content_hash": item.content_hash,
                 "source_group": item.source_group,
                 "prompt": item.prompt,
-                "meta": item.metadata,
+                "metadata": item.metadata,
                 "purpose": item_purpose,
                 "gold": gold,
                 "random_key": _random.randrange(2**31),
@@ -256,12 +256,12 @@ def _write_batch(
                     "source_position": response.source_position,
                     "text": response.text,
                     "model": response.model,
-                    "meta": response.metadata,
+                    "metadata": response.metadata,
                 }
             )
     if item_rows:
-        session.execute(sa.insert(Item), item_rows)
-        session.execute(sa.insert(Response), response_rows)
+        bulk_insert(session, Item.__table__, item_rows)  # type: ignore[arg-type]
+        bulk_insert(session, Response.__table__, response_rows)  # type: ignore[arg-type]
         tally.created += len(item_rows)
     return seq
 
