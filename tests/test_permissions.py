@@ -121,6 +121,8 @@ PAGES: dict[tuple[str, str], Rule] = {
     ("POST", "/projects/{project_id}/members"): Rule((303, 403, 403, 303), form=lambda w: {"username": "outsider"}),
     ("POST", "/projects/{project_id}/members/{user_id}/remove"): Rule((303, 403, 403, 303), form=lambda w: {}),
     ("GET", "/admin/audit"): Rule((303, 403, 403, 200)),
+    # Without a file the admin's upload is refused as incomplete; the upload itself is tested with the pages.
+    ("POST", "/projects/{project_id}/import"): Rule((303, 403, 403, 422), form=lambda w: {"pairs": "none"}),
     # Admins see every project; one who is not a member is told so on the page.
     ("GET", "/projects/{project_id}/annotate"): Rule((303, 404, 200, 200)),
     ("POST", "/projects/{project_id}/annotate/guidelines-seen"): Rule((303, 404, 204, 204), form=lambda w: {}),

@@ -12,12 +12,11 @@ from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from app.accounts.dependencies import CurrentUser, DbSession
-from app.errors import PayloadTooLarge, Unprocessable
+from app.errors import ERROR_RESPONSES, PayloadTooLarge, Unprocessable
 from app.items import service
 from app.items.parsing import LineError, iter_jsonl_lines, sniff_format
 from app.items.schemas import GoldUpdate, ImportReport, ItemList, ItemRead, LineErrorRead, ResponseRead
 from app.projects import service as projects_service
-from app.errors import ERROR_RESPONSES
 from app.routing import TransactionalRoute
 
 router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES, route_class=TransactionalRoute, tags=["items"])
@@ -60,7 +59,7 @@ def numbered_lines(spool: IO[bytes], content_type: str) -> Iterator[tuple[int, A
     yield from enumerate(records, start=1)
 
 
-def _pairs(value: str) -> Literal["none", "all"] | int:
+def parse_pairs(value: str) -> Literal["none", "all"] | int:
     if value in ("none", "all"):
         return value  # type: ignore[return-value]
     if value.isdigit() and 1 <= int(value) <= 100:
@@ -97,7 +96,7 @@ async def import_items(
 ) -> ImportReport:
     """Import items from a JSON array or JSON Lines (Content-Type: application/x-ndjson)."""
     project = await run_in_threadpool(projects_service.get_project_for_admin, session, project_id, user)
-    options = service.import_options(project, _pairs(pairs), seed)
+    options = service.import_options(project, parse_pairs(pairs), seed)
     spool = await spool_body(request)
     try:
         tally = await run_in_threadpool(

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import Response
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from app.accounts.dependencies import DbSession, OptionalPageUser, PageAdmin, verify_csrf
 from app.annotation import service as annotation_service
 from app.audit import service as audit_service
 from app.errors import AppError
+from app.items import api as items_api
 from app.items import service as items_service
+from app.items.parsing import iter_jsonl_lines
 from app.projects import service
 from app.projects.schemas import ProjectCreate, ProjectUpdate
 from app.routing import TransactionalRoute
@@ -214,3 +217,43 @@ def remove_member_submit(
 def audit_page(request: Request, admin: PageAdmin, session: DbSession) -> Response:
     events, total = audit_service.list_events(session, limit=200)
     return render(request, "projects/audit.html", {"events": events, "total": total})
+
+
+@router.post("/projects/{project_id}/import")
+async def import_submit(
+    request: Request, project_id: uuid.UUID, admin: PageAdmin, session: DbSession,
+    file: Annotated[UploadFile, File()], pairs: Annotated[str, Form(max_length=8)] = "none",
+    dry_run: Annotated[str | None, Form(max_length=4)] = None,
+) -> Response:
+    """Upload a file from the project page; a dry run shows what would be created, duplicated or rejected."""
+    project = await run_in_threadpool(service.get_project, session, project_id, admin)
+    preview = await run_in_threadpool(_preview_rows, file.file)
+    try:
+        options = items_service.import_options(project, items_api.parse_pairs(pairs))
+        tally = await run_in_threadpool(lambda: items_service.import_items(
+            session, project, iter_jsonl_lines(iter(lambda: file.file.read(1 << 16), b"")), admin,
+            options=options, skip_bad_lines=True, dry_run=dry_run is not None))
+    except AppError as error:
+        return render(request, "projects/_import_result.html", {"error": error.message, "tally": None,
+                                                                "preview": preview}, status_code=error.status_code)
+    return render(request, "projects/_import_result.html", {"error": None, "tally": tally, "preview": preview,
+                                                            "dry_run": dry_run is not None})
+
+
+def _preview_rows(handle: Any, limit: int = 5) -> list[dict[str, Any]]:
+    """The first lines of the upload, shortened, so the admin sees what the file holds before importing."""
+    rows = []
+    for number, raw in enumerate(handle, start=1):
+        if len(rows) >= limit:
+            break
+        try:
+            record = json.loads(raw)
+        except ValueError:
+            rows.append({"line": number, "prompt": raw[:120].decode(errors="replace"), "responses": "?"})
+            continue
+        if isinstance(record, dict):
+            answers = record.get("responses") or record.get("completions") or [record.get("chosen"), record.get("rejected")]
+            rows.append({"line": number, "prompt": str(record.get("prompt", record.get("chosen", "")))[:160],
+                         "responses": len([a for a in answers if a is not None]) if isinstance(answers, list) else "?"})
+    handle.seek(0)
+    return rows

@@ -1,0 +1,60 @@
+"""Admin project pages: create from the form, change settings, import a file with a dry run first."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from fastapi.testclient import TestClient
+
+from tests.factories import PASSWORD, Persona, create_project, pair_lines
+
+
+def _logged_in(client: TestClient, username: str) -> str:
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)
+    assert token is not None
+    client.post("/login", data={"username": username, "password": PASSWORD, "csrf_token": token.group(1)})
+    found = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/account").text)
+    assert found is not None
+    return found.group(1)
+
+
+def _count(client: TestClient, admin: Persona, project_id: str) -> int:
+    return int(client.get(f"/api/v1/projects/{project_id}/items?limit=1", headers=admin.headers).json()["total"])
+
+
+def test_dry_run_then_import_from_the_project_page(client: TestClient, admin: Persona) -> None:
+    project = create_project(client, admin)
+    csrf = _logged_in(client, "admin")
+    body = "\n".join(json.dumps(line) for line in pair_lines(4)) + "\n{broken"
+    files = {"file": ("items.jsonl", body.encode(), "application/x-ndjson")}
+    dry = client.post(f"/projects/{project['id']}/import", data={"csrf_token": csrf, "pairs": "none", "dry_run": "1"},
+                      files=files, headers={"HX-Request": "true"})
+    assert dry.status_code == 200
+    assert "Dry run" in dry.text and "<strong>4</strong>" in dry.text and "line 5" in dry.text
+    assert "Question number 0?" in dry.text  # the preview of the first lines
+    assert _count(client, admin, project["id"]) == 0
+    real = client.post(f"/projects/{project['id']}/import", data={"csrf_token": csrf, "pairs": "none"},
+                       files=files, headers={"HX-Request": "true"})
+    assert "Created" in real.text and _count(client, admin, project["id"]) == 4
+
+
+def test_create_project_from_the_form_and_show_errors(client: TestClient, admin: Persona) -> None:
+    csrf = _logged_in(client, "admin")
+    bad = client.post("/projects/new", data={"csrf_token": csrf, "name": "X", "questions": "[{\"kind\": \"nope\"}]",
+                                             "annotations_per_item": "2"})
+    assert bad.status_code == 422 and "questions" in bad.text
+    good = client.post("/projects/new", data={"csrf_token": csrf, "name": "From the form",
+                                              "questions": json.dumps([{"name": "q", "kind": "text"}]),
+                                              "annotations_per_item": "2"}, follow_redirects=False)
+    assert good.status_code == 303
+    page = client.get(good.headers["location"])
+    assert page.status_code == 200 and "From the form" in page.text
+
+
+def test_guidelines_saved_from_the_page_make_a_new_version(client: TestClient, admin: Persona) -> None:
+    project = create_project(client, admin)
+    csrf = _logged_in(client, "admin")
+    client.post(f"/projects/{project['id']}/guidelines", data={"csrf_token": csrf, "guidelines": "# Be kind"})
+    page = client.get(f"/projects/{project['id']}")
+    assert "v2" in page.text and "Be kind" in page.text
