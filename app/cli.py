@@ -6,12 +6,14 @@ import argparse
 import os
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from app.config import get_settings
 
 
-def _project(session, ref: str):  # type: ignore[no-untyped-def]
+def _project(session: Any, ref: str) -> Any:
     import sqlalchemy as sa
 
     from app.projects.models import Project
@@ -25,7 +27,7 @@ def _project(session, ref: str):  # type: ignore[no-untyped-def]
     return project
 
 
-def _admin(session):  # type: ignore[no-untyped-def]
+def _admin(session: Any) -> Any:
     import sqlalchemy as sa
 
     from app.accounts.models import User
@@ -70,15 +72,37 @@ def cmd_serve(args: argparse.Namespace) -> None:
     if args.workers > 1:
         # gunicorn supervises the workers (restarting any that die); uvicorn's own multi-process mode
         # answered small POSTs about 40 ms late on loopback in our measurements.
-        os.execv(sys.executable, [
-            sys.executable, "-m", "gunicorn", "app.asgi:app", "--worker-class", "uvicorn_worker.UvicornWorker",
-            "--workers", str(args.workers), "--bind", f"{args.host}:{args.port}", "--graceful-timeout", "20",
-            "--timeout", "120", "--log-level", "warning",
-        ])
+        os.execv(
+            sys.executable,
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "app.asgi:app",
+                "--worker-class",
+                "uvicorn_worker.UvicornWorker",
+                "--workers",
+                str(args.workers),
+                "--bind",
+                f"{args.host}:{args.port}",
+                "--graceful-timeout",
+                "20",
+                "--timeout",
+                "120",
+                "--log-level",
+                "warning",
+            ],
+        )
     import uvicorn
 
-    uvicorn.run("app.asgi:app", host=args.host, port=args.port, log_level="warning", proxy_headers=True,
-                access_log=False)
+    uvicorn.run(
+        "app.asgi:app",
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        proxy_headers=True,
+        access_log=False,
+    )
 
 
 def cmd_users_create(args: argparse.Namespace) -> None:
@@ -118,7 +142,7 @@ def cmd_import(args: argparse.Namespace) -> None:
         ):
             project = _project(session, args.project)
 
-            def chunks():  # type: ignore[no-untyped-def]
+            def chunks() -> Iterator[bytes]:
                 for chunk in iter(lambda: handle.read(1 << 16), b""):
                     bar.update(len(chunk))
                     yield chunk

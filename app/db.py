@@ -165,8 +165,11 @@ def bulk_insert(session: Session, table: sa.Table, rows: list[dict[str, Any]]) -
     cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
         for row in rows:
-            copy.write_row([
-                json.dumps(row[name], ensure_ascii=False) if name in json_columns and row[name] is not None
-                else row[name]
-                for name in columns
-            ])
+            copy.write_row(
+                [
+                    json.dumps(row[name], ensure_ascii=False)
+                    if name in json_columns and row[name] is not None
+                    else row[name]
+                    for name in columns
+                ]
+            )

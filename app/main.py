@@ -22,7 +22,6 @@ from app.observability import configure_logging
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 
-
 def _routers() -> list:
     from app.agreement import api as agreement_api
     from app.agreement import pages as agreement_pages

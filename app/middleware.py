@@ -73,16 +73,27 @@ class AppMiddleware:
             route = getattr(scope.get("route"), "path", "unmatched")
             REQUEST_LATENCY.labels(scope["method"], route, str(status)).observe(elapsed)
             if access_log.isEnabledFor(20):
-                access_log.info("request", extra={"method": scope["method"], "path": scope["path"], "status": status,
-                                                  "duration_ms": round(elapsed * 1000, 2)})
+                access_log.info(
+                    "request",
+                    extra={
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 2),
+                    },
+                )
             reset_request_id(token)
 
     def _too_large(self, request: Request) -> Any:
         declared = request.headers.get("content-length", "")
         limit = IMPORT_BODY_LIMIT if request.url.path.endswith("/items") else self.max_body_bytes
         if declared.isdigit() and int(declared) > limit:
-            return render_error(request, 413, "payload_too_large",
-                                f"The request body is {declared} bytes; the limit is {limit} bytes.")
+            return render_error(
+                request,
+                413,
+                "payload_too_large",
+                f"The request body is {declared} bytes; the limit is {limit} bytes.",
+            )
         return None
 
 

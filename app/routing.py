@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from fastapi import Request
 from fastapi.routing import APIRoute
@@ -25,7 +26,7 @@ def get_session(request: Request) -> Session:
 
 
 class TransactionalRoute(APIRoute):
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def route_handler(request: Request) -> Response:
@@ -39,6 +40,10 @@ class TransactionalRoute(APIRoute):
             except BaseException:
                 session = getattr(request.state, "db_session", None)
                 if session is not None:
+                    # A rollback expires every loaded object; the error page still shows who is logged in.
+                    user = getattr(request.state, "user", None)
+                    if user is not None and user in session:
+                        session.expunge(user)
                     await run_in_threadpool(session.rollback)
                 raise
             finally:

@@ -13,7 +13,15 @@ from typing import Any
 
 import httpx
 
-from benchmarks.common import drop_database, fresh_database, machine_line, percentiles, print_table, seed_project, start_server
+from benchmarks.common import (
+    drop_database,
+    fresh_database,
+    machine_line,
+    percentiles,
+    print_table,
+    seed_project,
+    start_server,
+)
 
 
 def measure(url: str, username: str, project_id: str, requests: int) -> dict[str, Any]:
@@ -21,8 +29,10 @@ def measure(url: str, username: str, project_id: str, requests: int) -> dict[str
         login = client.get("/login")
         token = re.search(r'name="csrf_token" value="([^"]+)"', login.text)
         assert token is not None
-        client.post("/login", data={"username": username, "password": "bench password 1",
-                                    "csrf_token": token.group(1)})
+        client.post(
+            "/login",
+            data={"username": username, "password": "bench password 1", "csrf_token": token.group(1)},
+        )
         page = client.get(f"/projects/{project_id}/annotate")
         page.raise_for_status()
         assets = re.findall(r'(?:src|href)="(/static/[^"]+)"', page.text)
@@ -33,8 +43,14 @@ def measure(url: str, username: str, project_id: str, requests: int) -> dict[str
             client.get(f"/projects/{project_id}/annotate").raise_for_status()
             latencies.append(time.perf_counter() - started)
     timing = percentiles(latencies)
-    return {"html KiB": len(page.content) / 1024, "assets KiB": asset_bytes / 1024, "assets": len(set(assets)),
-            "p50 ms": timing["p50"], "p95 ms": timing["p95"], "p99 ms": timing["p99"]}
+    return {
+        "html KiB": len(page.content) / 1024,
+        "assets KiB": asset_bytes / 1024,
+        "assets": len(set(assets)),
+        "p50 ms": timing["p50"],
+        "p95 ms": timing["p95"],
+        "p99 ms": timing["p99"],
+    }
 
 
 def main() -> None:
@@ -47,7 +63,10 @@ def main() -> None:
     seeded = seed_project(url, 1000, 1)
     server = start_server(url, 1)
     try:
-        row = {"backend": args.backend, **measure(server.url, "rater0", str(seeded.project_id), args.requests)}
+        row = {
+            "backend": args.backend,
+            **measure(server.url, "rater0", str(seeded.project_id), args.requests),
+        }
     finally:
         server.stop()
         drop_database(args.backend, url)

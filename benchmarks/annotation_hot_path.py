@@ -13,9 +13,8 @@ from typing import Any
 
 import httpx
 
-from benchmarks.common import async_client
-
 from benchmarks.common import (
+    async_client,
     drop_database,
     fresh_database,
     machine_line,
@@ -26,8 +25,9 @@ from benchmarks.common import (
 )
 
 
-async def _annotator(client: httpx.AsyncClient, token: str, project_id: str, until: float,
-                     stats: dict[str, list[float]]) -> None:
+async def _annotator(
+    client: httpx.AsyncClient, token: str, project_id: str, until: float, stats: dict[str, list[float]]
+) -> None:
     headers = {"Authorization": f"Bearer {token}"}
     while time.perf_counter() < until:
         started = time.perf_counter()
@@ -39,23 +39,33 @@ async def _annotator(client: httpx.AsyncClient, token: str, project_id: str, unt
         assignment = response.json()
         body = {"answers": {"overall": {"choice": assignment["item"]["responses"][0]["id"], "strength": 2}}}
         started = time.perf_counter()
-        submitted = await client.post(f"/api/v1/assignments/{assignment['assignment_id']}/annotation", json=body,
-                                      headers=headers)
+        submitted = await client.post(
+            f"/api/v1/assignments/{assignment['assignment_id']}/annotation", json=body, headers=headers
+        )
         stats["submit"].append(time.perf_counter() - started)
         if submitted.status_code != 201:
             stats["errors"].append(submitted.status_code)
 
 
-async def drive(url: str, tokens: list[str], project_id: str, seconds: float, warmup: float = 2.0) -> dict[str, Any]:
+async def drive(
+    url: str, tokens: list[str], project_id: str, seconds: float, warmup: float = 2.0
+) -> dict[str, Any]:
     async with async_client(url, len(tokens)) as client:
         warm: dict[str, list[float]] = {"next": [], "submit": [], "errors": []}
-        await asyncio.gather(*(_annotator(client, t, project_id, time.perf_counter() + warmup, warm) for t in tokens))
+        await asyncio.gather(
+            *(_annotator(client, t, project_id, time.perf_counter() + warmup, warm) for t in tokens)
+        )
         stats: dict[str, list[float]] = {"next": [], "submit": [], "errors": []}
         started = time.perf_counter()
         await asyncio.gather(*(_annotator(client, t, project_id, started + seconds, stats) for t in tokens))
         elapsed = time.perf_counter() - started
-    return {"cycles_per_s": len(stats["submit"]) / elapsed, "requests_per_s": (len(stats["next"]) + len(stats["submit"])) / elapsed,
-            "next": percentiles(stats["next"]), "submit": percentiles(stats["submit"]), "errors": len(stats["errors"])}
+    return {
+        "cycles_per_s": len(stats["submit"]) / elapsed,
+        "requests_per_s": (len(stats["next"]) + len(stats["submit"])) / elapsed,
+        "next": percentiles(stats["next"]),
+        "submit": percentiles(stats["submit"]),
+        "errors": len(stats["errors"]),
+    }
 
 
 async def drive_floor(url: str, concurrency: int, seconds: float) -> float:
@@ -76,7 +86,9 @@ async def drive_floor(url: str, concurrency: int, seconds: float) -> float:
         return count / (time.perf_counter() - started)
 
 
-def run_case(backend: str, size: int, concurrencies: list[int], seconds: float, workers: int) -> list[dict[str, Any]]:
+def run_case(
+    backend: str, size: int, concurrencies: list[int], seconds: float, workers: int
+) -> list[dict[str, Any]]:
     url = fresh_database(backend, f"prefhub_bench_{backend[:2]}_{size}")
     seeded_at = time.perf_counter()
     seeded = seed_project(url, size, max(concurrencies))
@@ -86,16 +98,30 @@ def run_case(backend: str, size: int, concurrencies: list[int], seconds: float, 
     floor = start_server(url, workers, app="benchmarks.floor_app:app")
     try:
         for concurrency in concurrencies:
-            result = asyncio.run(drive(server.url, seeded.tokens[:concurrency], str(seeded.project_id), seconds))
+            result = asyncio.run(
+                drive(server.url, seeded.tokens[:concurrency], str(seeded.project_id), seconds)
+            )
             floor_rps = asyncio.run(drive_floor(floor.url, concurrency, seconds))
-            rows.append({
-                "backend": backend, "items": size, "annotators": concurrency, "workers": workers,
-                "cycles/s": result["cycles_per_s"], "req/s": result["requests_per_s"], "floor req/s": floor_rps,
-                "vs floor": result["requests_per_s"] / floor_rps,
-                "next p50": result["next"]["p50"], "next p95": result["next"]["p95"], "next p99": result["next"]["p99"],
-                "submit p50": result["submit"]["p50"], "submit p95": result["submit"]["p95"],
-                "submit p99": result["submit"]["p99"], "errors": result["errors"], "seed s": seed_s,
-            })
+            rows.append(
+                {
+                    "backend": backend,
+                    "items": size,
+                    "annotators": concurrency,
+                    "workers": workers,
+                    "cycles/s": result["cycles_per_s"],
+                    "req/s": result["requests_per_s"],
+                    "floor req/s": floor_rps,
+                    "vs floor": result["requests_per_s"] / floor_rps,
+                    "next p50": result["next"]["p50"],
+                    "next p95": result["next"]["p95"],
+                    "next p99": result["next"]["p99"],
+                    "submit p50": result["submit"]["p50"],
+                    "submit p95": result["submit"]["p95"],
+                    "submit p99": result["submit"]["p99"],
+                    "errors": result["errors"],
+                    "seed s": seed_s,
+                }
+            )
     finally:
         server.stop()
         floor.stop()
@@ -116,9 +142,16 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     for backend in args.backends.split(","):
         for size in (int(s) for s in args.sizes.split(",")):
-            rows.extend(run_case(backend, size, [int(c) for c in args.concurrency.split(",")], args.seconds,
-                                 args.workers if backend == "postgresql" else 1))
-            print_table("results so far", rows[-len(args.concurrency.split(",")):])
+            rows.extend(
+                run_case(
+                    backend,
+                    size,
+                    [int(c) for c in args.concurrency.split(",")],
+                    args.seconds,
+                    args.workers if backend == "postgresql" else 1,
+                )
+            )
+            print_table("results so far", rows[-len(args.concurrency.split(",")) :])
     print_table("Annotation hot path", rows)
     if args.json:
         with open(args.json, "w") as handle:

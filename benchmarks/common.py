@@ -26,8 +26,12 @@ import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parents[1]
 ALPACA = ROOT.parent / "shared" / "data" / "alpaca_eval_4models.jsonl"
-POSTGRES_SERVER = os.environ.get("PREFHUB_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-QUESTIONS = [{"name": "overall", "kind": "preference", "strength": {"labels": ["slightly", "better", "much"]}}]
+POSTGRES_SERVER = os.environ.get(
+    "PREFHUB_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+QUESTIONS = [
+    {"name": "overall", "kind": "preference", "strength": {"labels": ["slightly", "better", "much"]}}
+]
 TEXT_CHARS = 300
 
 
@@ -73,9 +77,27 @@ def source_texts() -> list[tuple[str, list[tuple[str, str]]]]:
         rows = [json.loads(line) for line in ALPACA.read_text().splitlines()]
         return [(r["prompt"], [(c["model"], c["text"][:TEXT_CHARS]) for c in r["completions"]]) for r in rows]
     rng = random.Random(0)
-    words = "alpha beta gamma delta model answer prompt judge better worse clear helpful".split()
-    return [(f"Question {i}: " + " ".join(rng.choices(words, k=12)),
-             [(f"model-{m}", " ".join(rng.choices(words, k=50))) for m in range(4)]) for i in range(800)]
+    words = [
+        "alpha",
+        "beta",
+        "gamma",
+        "delta",
+        "model",
+        "answer",
+        "prompt",
+        "judge",
+        "better",
+        "worse",
+        "clear",
+        "helpful",
+    ]
+    return [
+        (
+            f"Question {i}: " + " ".join(rng.choices(words, k=12)),
+            [(f"model-{m}", " ".join(rng.choices(words, k=50))) for m in range(4)],
+        )
+        for i in range(800)
+    ]
 
 
 @dataclass
@@ -85,8 +107,9 @@ class Seeded:
     user_ids: list[uuid.UUID] = field(default_factory=list)
 
 
-def seed_project(url: str, n_items: int, n_raters: int, *, annotations_per_item: int = 3,
-                 lease_minutes: int = 30) -> Seeded:
+def seed_project(
+    url: str, n_items: int, n_raters: int, *, annotations_per_item: int = 3, lease_minutes: int = 30
+) -> Seeded:
     """A project, its raters (with API tokens) and n_items pair items, written in bulk."""
     from app.accounts import service as accounts_service
     from app.db import database, session_scope
@@ -96,9 +119,19 @@ def seed_project(url: str, n_items: int, n_raters: int, *, annotations_per_item:
     database.configure(url)
     with session_scope() as session:
         admin = accounts_service.create_user(session, "bench-admin", "bench password 1", "admin")
-        project = projects_service.create_project(session, ProjectCreate.model_validate({
-            "name": "Benchmark", "questions": QUESTIONS, "annotations_per_item": annotations_per_item,
-            "gold_rate": 0, "lease_minutes": lease_minutes}), admin)
+        project = projects_service.create_project(
+            session,
+            ProjectCreate.model_validate(
+                {
+                    "name": "Benchmark",
+                    "questions": QUESTIONS,
+                    "annotations_per_item": annotations_per_item,
+                    "gold_rate": 0,
+                    "lease_minutes": lease_minutes,
+                }
+            ),
+            admin,
+        )
         tokens, user_ids = [], []
         for i in range(n_raters):
             user = accounts_service.create_user(session, f"rater{i}", "bench password 1", "annotator")
@@ -114,7 +147,9 @@ def seed_project(url: str, n_items: int, n_raters: int, *, annotations_per_item:
     return Seeded(project_id=project_id, tokens=tokens, user_ids=user_ids)
 
 
-def _item_rows(project_id: uuid.UUID, n_items: int) -> Iterator[tuple[tuple[Any, ...], list[tuple[Any, ...]]]]:
+def _item_rows(
+    project_id: uuid.UUID, n_items: int
+) -> Iterator[tuple[tuple[Any, ...], list[tuple[Any, ...]]]]:
     sources = source_texts()
     rng = random.Random(42)
     now = datetime.now(UTC)
@@ -122,16 +157,49 @@ def _item_rows(project_id: uuid.UUID, n_items: int) -> Iterator[tuple[tuple[Any,
         prompt, completions = sources[i % len(sources)]
         a, b = rng.sample(range(len(completions)), 2)
         item_id = uuid.uuid4()
-        item = (item_id, project_id, i + 1, f"bench-{i}", f"id:bench-{i}", f"{i:064x}", None, json.dumps(prompt),
-                "{}", "live", None, rng.randrange(2**31), 0, 0, False, now)
-        responses = [(uuid.uuid4(), item_id, pos, src, completions[src][1], completions[src][0], "{}")
-                     for pos, src in enumerate((a, b))]
+        item = (
+            item_id,
+            project_id,
+            i + 1,
+            f"bench-{i}",
+            f"id:bench-{i}",
+            f"{i:064x}",
+            None,
+            json.dumps(prompt),
+            "{}",
+            "live",
+            None,
+            rng.randrange(2**31),
+            0,
+            0,
+            False,
+            now,
+        )
+        responses = [
+            (uuid.uuid4(), item_id, pos, src, completions[src][1], completions[src][0], "{}")
+            for pos, src in enumerate((a, b))
+        ]
         yield item, responses
 
 
-ITEM_COLUMNS = ("id", "project_id", "seq", "external_id", "dedup_key", "content_hash", "source_group", "prompt",
-                "metadata", "purpose", "gold", "random_key", "annotation_count", "assigned_count", "is_complete",
-                "created_at")
+ITEM_COLUMNS = (
+    "id",
+    "project_id",
+    "seq",
+    "external_id",
+    "dedup_key",
+    "content_hash",
+    "source_group",
+    "prompt",
+    "metadata",
+    "purpose",
+    "gold",
+    "random_key",
+    "annotation_count",
+    "assigned_count",
+    "is_complete",
+    "created_at",
+)
 RESPONSE_COLUMNS = ("id", "item_id", "position", "source_position", "text", "model", "metadata")
 
 
@@ -201,24 +269,57 @@ class Server:
                 self.process.kill()
 
     def worker_pids(self) -> list[int]:
-        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(self.process.pid)], capture_output=True, text=True)
+        out = subprocess.run(
+            ["ps", "-o", "pid=", "--ppid", str(self.process.pid)], capture_output=True, text=True
+        )
         return [int(p) for p in out.stdout.split()]
 
 
 def _server_command(app: str, port: int, workers: int) -> list[str]:
     if app == "app.asgi:app":
-        return [sys.executable, "-m", "app.cli", "serve", "--no-migrate", "--port", str(port), "--workers", str(workers)]
-    return [sys.executable, "-m", "gunicorn", app, "--worker-class", "uvicorn_worker.UvicornWorker", "--workers",
-            str(workers), "--bind", f"127.0.0.1:{port}", "--log-level", "warning"]
+        return [
+            sys.executable,
+            "-m",
+            "app.cli",
+            "serve",
+            "--no-migrate",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ]
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        app,
+        "--worker-class",
+        "uvicorn_worker.UvicornWorker",
+        "--workers",
+        str(workers),
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--log-level",
+        "warning",
+    ]
 
 
-def start_server(url: str, workers: int, *, app: str = "app.asgi:app", extra_env: dict[str, str] | None = None) -> Server:
+def start_server(
+    url: str, workers: int, *, app: str = "app.asgi:app", extra_env: dict[str, str] | None = None
+) -> Server:
     port = free_port()
-    env = {**os.environ, "PREFHUB_DATABASE_URL": url, "PREFHUB_ENV": "development", "PREFHUB_LOG_LEVEL": "WARNING",
-           "PREFHUB_DB_POOL_SIZE": "20", **(extra_env or {})}
+    env = {
+        **os.environ,
+        "PREFHUB_DATABASE_URL": url,
+        "PREFHUB_ENV": "development",
+        "PREFHUB_LOG_LEVEL": "WARNING",
+        "PREFHUB_DB_POOL_SIZE": "20",
+        **(extra_env or {}),
+    }
     process = subprocess.Popen(
         _server_command(app, port, workers),
-        cwd=ROOT, env=env,
+        cwd=ROOT,
+        env=env,
     )
     server = Server(process=process, url=f"http://127.0.0.1:{port}")
     deadline = time.time() + 60
@@ -245,8 +346,11 @@ def percentiles(values: list[float]) -> dict[str, float]:
     if not values:
         return {"p50": float("nan"), "p95": float("nan"), "p99": float("nan")}
     arr = np.asarray(values) * 1000
-    return {"p50": float(np.percentile(arr, 50)), "p95": float(np.percentile(arr, 95)),
-            "p99": float(np.percentile(arr, 99))}
+    return {
+        "p50": float(np.percentile(arr, 50)),
+        "p95": float(np.percentile(arr, 95)),
+        "p99": float(np.percentile(arr, 99)),
+    }
 
 
 def print_table(title: str, rows: list[dict[str, Any]]) -> None:

@@ -8,11 +8,18 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import time
 import resource
+import time
 from typing import Any
 
-from benchmarks.common import drop_database, fresh_database, machine_line, print_table, seed_project, source_texts
+from benchmarks.common import (
+    drop_database,
+    fresh_database,
+    machine_line,
+    print_table,
+    seed_project,
+    source_texts,
+)
 
 
 def jsonl_lines(n: int) -> bytes:
@@ -20,8 +27,11 @@ def jsonl_lines(n: int) -> bytes:
     out = io.BytesIO()
     for i in range(n):
         prompt, completions = sources[i % len(sources)]
-        line = {"external_id": f"line-{i}", "prompt": prompt,
-                "responses": [{"text": text, "model": model} for model, text in completions[:2]]}
+        line = {
+            "external_id": f"line-{i}",
+            "prompt": prompt,
+            "responses": [{"text": text, "model": model} for model, text in completions[:2]],
+        }
         out.write(json.dumps(line, ensure_ascii=False).encode() + b"\n")
     return out.getvalue()
 
@@ -39,9 +49,10 @@ def time_service_import(url: str, body: bytes) -> tuple[float, int, float]:
     with session_scope() as session:
         project = session.get_one(Project, seeded.project_id)
         admin = session.query(User).filter_by(username="bench-admin").one()
-        chunks = (body[i:i + 65536] for i in range(0, len(body), 65536))
-        tally = service.import_items(session, project, iter_jsonl_lines(chunks), admin,
-                                     options=service.import_options(project))
+        chunks = (body[i : i + 65536] for i in range(0, len(body), 65536))
+        tally = service.import_items(
+            session, project, iter_jsonl_lines(chunks), admin, options=service.import_options(project)
+        )
     elapsed = time.perf_counter() - started
     # Peak resident memory of the whole process (it also holds the generated file in memory).
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -61,26 +72,47 @@ def time_copy_floor(url: str, body: bytes) -> float:
     for seq, raw_line in enumerate(body.splitlines(), start=1):
         line = json.loads(raw_line)
         item_id = uuid.uuid4()
-        items.append((item_id, seq, line["external_id"], f"id:{line['external_id']}", "0" * 64,
-                      json.dumps(line["prompt"]), "{}", "live", seq, 0, 0, False))
+        items.append(
+            (
+                item_id,
+                seq,
+                line["external_id"],
+                f"id:{line['external_id']}",
+                "0" * 64,
+                json.dumps(line["prompt"]),
+                "{}",
+                "live",
+                seq,
+                0,
+                0,
+                False,
+            )
+        )
         for position, response in enumerate(line["responses"]):
-            responses.append((uuid.uuid4(), item_id, position, position, response["text"], response["model"], "{}"))
+            responses.append(
+                (uuid.uuid4(), item_id, position, position, response["text"], response["model"], "{}")
+            )
     engine = sa.create_engine(url)
     raw = engine.raw_connection()
     try:
         cursor = raw.cursor()
         cursor.execute("CREATE TEMP TABLE floor_items (LIKE items INCLUDING DEFAULTS INCLUDING INDEXES)")
-        cursor.execute("CREATE TEMP TABLE floor_responses (LIKE responses INCLUDING DEFAULTS INCLUDING INDEXES)")
+        cursor.execute(
+            "CREATE TEMP TABLE floor_responses (LIKE responses INCLUDING DEFAULTS INCLUDING INDEXES)"
+        )
         cursor.execute("SELECT id FROM projects LIMIT 1")
         project_id = cursor.fetchone()[0]
         started = time.perf_counter()
-        with cursor.copy("COPY floor_items (id, seq, external_id, dedup_key, content_hash, prompt, metadata, purpose,"
-                         " random_key, annotation_count, assigned_count, is_complete, project_id, created_at)"
-                         " FROM STDIN") as copy:
+        with cursor.copy(
+            "COPY floor_items (id, seq, external_id, dedup_key, content_hash, prompt, metadata, purpose,"
+            " random_key, annotation_count, assigned_count, is_complete, project_id, created_at)"
+            " FROM STDIN"
+        ) as copy:
             for row in items:
                 copy.write_row((*row, project_id, "2026-01-01T00:00:00+00:00"))
-        with cursor.copy("COPY floor_responses (id, item_id, position, source_position, text, model, metadata)"
-                         " FROM STDIN") as copy:
+        with cursor.copy(
+            "COPY floor_responses (id, item_id, position, source_position, text, model, metadata) FROM STDIN"
+        ) as copy:
             for row in responses:
                 copy.write_row(row)
         raw.commit()
@@ -102,8 +134,14 @@ def main() -> None:
     for backend in args.backends.split(","):
         url = fresh_database(backend, f"prefhub_import_{backend[:2]}")
         elapsed, created, peak = time_service_import(url, body)
-        row: dict[str, Any] = {"backend": backend, "lines": args.lines, "created": created, "seconds": elapsed,
-                               "items/s": created / elapsed, "peak RSS MiB": peak}
+        row: dict[str, Any] = {
+            "backend": backend,
+            "lines": args.lines,
+            "created": created,
+            "seconds": elapsed,
+            "items/s": created / elapsed,
+            "peak RSS MiB": peak,
+        }
         if backend == "postgresql":
             floor = time_copy_floor(url, body)
             row.update({"COPY s": floor, "vs COPY": elapsed / floor})

@@ -50,7 +50,9 @@ class Tally:
         return len(self.acknowledged) >= self.target
 
 
-async def _call(client: httpx.AsyncClient, tally: Tally, method: str, url: str, **kwargs: Any) -> httpx.Response | None:
+async def _call(
+    client: httpx.AsyncClient, tally: Tally, method: str, url: str, **kwargs: Any
+) -> httpx.Response | None:
     """One request, retried on connection errors and 503 (a dying worker or a restarting database)."""
     for attempt in range(60):
         try:
@@ -69,12 +71,16 @@ async def _call(client: httpx.AsyncClient, tally: Tally, method: str, url: str, 
     return None
 
 
-async def annotator(client: httpx.AsyncClient, token: str, project_id: str, tally: Tally, deadline: float) -> None:
+async def annotator(
+    client: httpx.AsyncClient, token: str, project_id: str, tally: Tally, deadline: float
+) -> None:
     headers = {"Authorization": f"Bearer {token}"}
     rng = random.Random(token)
     while not tally.done and time.monotonic() < deadline:
         started = time.perf_counter()
-        response = await _call(client, tally, "POST", f"/api/v1/projects/{project_id}/assignments/next", headers=headers)
+        response = await _call(
+            client, tally, "POST", f"/api/v1/projects/{project_id}/assignments/next", headers=headers
+        )
         tally.next_latency.append(time.perf_counter() - started)
         if response is None or response.status_code == 204:
             return
@@ -86,8 +92,14 @@ async def annotator(client: httpx.AsyncClient, token: str, project_id: str, tall
         body = {"answers": {"overall": {"choice": choice}}, "time_spent_ms": rng.randrange(2000, 60000)}
         submit_headers = {**headers, "Idempotency-Key": f"load-{assignment['assignment_id']}"}
         started = time.perf_counter()
-        submitted = await _call(client, tally, "POST", f"/api/v1/assignments/{assignment['assignment_id']}/annotation",
-                                json=body, headers=submit_headers)
+        submitted = await _call(
+            client,
+            tally,
+            "POST",
+            f"/api/v1/assignments/{assignment['assignment_id']}/annotation",
+            json=body,
+            headers=submit_headers,
+        )
         tally.submit_latency.append(time.perf_counter() - started)
         if submitted is not None and submitted.status_code == 201:
             tally.acknowledged.append(submitted.json()["annotation_id"])
@@ -107,13 +119,16 @@ async def inject_fault(fault: str, server: Any, tally: Tally) -> list[str]:
         cluster = sorted(os.listdir("/etc/postgresql"))[0]
         started = time.perf_counter()
         subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", cluster, "main", "restart"], check=True)
-        events.append(f"PostgreSQL restarted in {time.perf_counter() - started:.1f}s at "
-                      f"{len(tally.acknowledged)} acknowledged")
+        events.append(
+            f"PostgreSQL restarted in {time.perf_counter() - started:.1f}s at "
+            f"{len(tally.acknowledged)} acknowledged"
+        )
     return events
 
 
-async def run_load(url: str, tokens: list[str], project_id: str, target: int, limit_s: float, fault: str,
-                   server: Any) -> tuple[Tally, float, list[str]]:
+async def run_load(
+    url: str, tokens: list[str], project_id: str, target: int, limit_s: float, fault: str, server: Any
+) -> tuple[Tally, float, list[str]]:
     tally = Tally(target=target)
     deadline = time.monotonic() + limit_s
     async with async_client(url, len(tokens)) as client:
@@ -131,10 +146,14 @@ def verify(url: str, project_id: uuid.UUID, per_item: int, tally: Tally) -> dict
 
     engine = sa.create_engine(url.replace("postgresql+psycopg", "postgresql+psycopg"))
     with engine.connect() as connection:
-        rows = connection.execute(sa.select(Annotation.id, Annotation.item_id, Annotation.user_id)
-                                  .where(Annotation.project_id == project_id)).all()
-        items = connection.execute(sa.select(Item.id, Item.annotation_count, Item.is_complete)
-                                   .where(Item.project_id == project_id)).all()
+        rows = connection.execute(
+            sa.select(Annotation.id, Annotation.item_id, Annotation.user_id).where(
+                Annotation.project_id == project_id
+            )
+        ).all()
+        items = connection.execute(
+            sa.select(Item.id, Item.annotation_count, Item.is_complete).where(Item.project_id == project_id)
+        ).all()
     engine.dispose()
     stored = {str(r[0]) for r in rows}
     counts = Counter(r[1] for r in rows)
@@ -158,7 +177,9 @@ def main() -> None:
     parser.add_argument("--submissions", type=int, default=20_000)
     parser.add_argument("--per-item", type=int, default=3)
     parser.add_argument("--fault", choices=["none", "kill-worker", "restart-postgres"], default="none")
-    parser.add_argument("--time-limit", type=float, default=900.0, help="stop the load after this many seconds")
+    parser.add_argument(
+        "--time-limit", type=float, default=900.0, help="stop the load after this many seconds"
+    )
     parser.add_argument("--json")
     args = parser.parse_args()
     items = args.submissions // args.per_item + args.annotators * 2
@@ -166,8 +187,17 @@ def main() -> None:
     seeded = seed_project(url, items, args.annotators, annotations_per_item=args.per_item, lease_minutes=1)
     server = start_server(url, args.workers)
     try:
-        tally, elapsed, events = asyncio.run(run_load(server.url, seeded.tokens, str(seeded.project_id),
-                                                      args.submissions, args.time_limit, args.fault, server))
+        tally, elapsed, events = asyncio.run(
+            run_load(
+                server.url,
+                seeded.tokens,
+                str(seeded.project_id),
+                args.submissions,
+                args.time_limit,
+                args.fault,
+                server,
+            )
+        )
         alive = server.process.poll() is None
     finally:
         server.stop()
@@ -175,11 +205,17 @@ def main() -> None:
     drop_database("postgresql", url)
     fives = sum(n for status, n in tally.statuses.items() if status >= 500)
     summary = {
-        "workers": args.workers, "annotators": args.annotators, "fault": args.fault,
-        "submissions/s": len(tally.acknowledged) / elapsed, "seconds": elapsed,
-        "next p50": percentiles(tally.next_latency)["p50"], "next p99": percentiles(tally.next_latency)["p99"],
-        "submit p50": percentiles(tally.submit_latency)["p50"], "submit p99": percentiles(tally.submit_latency)["p99"],
-        "5xx": fives, "connection errors": tally.connection_errors,
+        "workers": args.workers,
+        "annotators": args.annotators,
+        "fault": args.fault,
+        "submissions/s": len(tally.acknowledged) / elapsed,
+        "seconds": elapsed,
+        "next p50": percentiles(tally.next_latency)["p50"],
+        "next p99": percentiles(tally.next_latency)["p99"],
+        "submit p50": percentiles(tally.submit_latency)["p50"],
+        "submit p99": percentiles(tally.submit_latency)["p99"],
+        "5xx": fives,
+        "connection errors": tally.connection_errors,
     }
     print(f"Load test · {machine_line()}")
     for event in events:
@@ -187,21 +223,40 @@ def main() -> None:
     print_table("Throughput and latency (ms)", [summary])
     print_table("Invariants", [checks])
     print(f"status counts: {dict(sorted(tally.statuses.items()))}; server alive: {alive}")
-    failures = [name for name in ("lost", "duplicate (item, rater)", "complete items not exactly per_item",
-                                  "items over per_item", "counter drift") if checks[name]]
+    failures = [
+        name
+        for name in (
+            "lost",
+            "duplicate (item, rater)",
+            "complete items not exactly per_item",
+            "items over per_item",
+            "counter drift",
+        )
+        if checks[name]
+    ]
     if args.fault != "restart-postgres" and fives:
         failures.append(f"{fives} server errors: {tally.server_errors[:3]}")
     if args.fault == "restart-postgres" and any(not e.startswith("503") for e in tally.server_errors):
-        failures.append(f"non-503 server errors: {[e for e in tally.server_errors if not e.startswith('503')][:3]}")
+        failures.append(
+            f"non-503 server errors: {[e for e in tally.server_errors if not e.startswith('503')][:3]}"
+        )
     if checks["acknowledged"] < args.submissions:
-        failures.append(f"only {checks['acknowledged']} of {args.submissions} submissions within the time limit")
+        failures.append(
+            f"only {checks['acknowledged']} of {args.submissions} submissions within the time limit"
+        )
     if args.json:
         with open(args.json, "w") as handle:
-            json.dump({"summary": summary, "checks": checks, "events": events, "failures": failures}, handle, indent=2)
+            json.dump(
+                {"summary": summary, "checks": checks, "events": events, "failures": failures},
+                handle,
+                indent=2,
+            )
     if failures:
         print("FAILED: " + "; ".join(failures))
         sys.exit(1)
-    print("OK: nothing lost, nothing duplicated, every finished item has exactly", args.per_item, "annotations")
+    print(
+        "OK: nothing lost, nothing duplicated, every finished item has exactly", args.per_item, "annotations"
+    )
 
 
 if __name__ == "__main__":

@@ -153,8 +153,15 @@ ROOT = Path(__file__).resolve().parents[1]
 # --- A real server and a real browser, for UI tests -------------------------------------------------------
 
 CHROMIUM = Path(os.environ.get("PREFHUB_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 
 
 @dataclass
@@ -182,14 +189,18 @@ def live_server(app, settings: Settings) -> Iterator[LiveServer]:  # type: ignor
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     for _ in range(100):
         if server.started:
             break
         time.sleep(0.05)
-    yield LiveServer(url=f"http://127.0.0.1:{port}", sessions=sessionmaker(bind=engine, expire_on_commit=False))
+    yield LiveServer(
+        url=f"http://127.0.0.1:{port}", sessions=sessionmaker(bind=engine, expire_on_commit=False)
+    )
     server.should_exit = True
     thread.join(timeout=10)
     engine.dispose()
@@ -205,7 +216,9 @@ def browser():  # type: ignore[no-untyped-def]
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        instance = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
         yield instance
         instance.close()
 

@@ -22,13 +22,18 @@ def test_metrics_expose_latency_submissions_leases_and_items_left(
     project = create_project(client, admin, slug="metrics-demo")
     add_members(client, admin, project["id"], annotator)
     import_lines(client, admin, project["id"], pair_lines(3))
-    assignment = client.post(f"/api/v1/projects/{project['id']}/assignments/next", headers=annotator.headers).json()
+    assignment = client.post(
+        f"/api/v1/projects/{project['id']}/assignments/next", headers=annotator.headers
+    ).json()
     choice = assignment["item"]["responses"][0]["id"]
-    client.post(f"/api/v1/assignments/{assignment['assignment_id']}/annotation",
-                json={"answers": {"overall": {"choice": choice}}}, headers=annotator.headers)
+    client.post(
+        f"/api/v1/assignments/{assignment['assignment_id']}/annotation",
+        json={"answers": {"overall": {"choice": choice}}},
+        headers=annotator.headers,
+    )
     client.post(f"/api/v1/projects/{project['id']}/assignments/next", headers=annotator.headers)
     text = client.get("/metrics").text
-    assert 'prefhub_request_duration_seconds_bucket{' in text
+    assert "prefhub_request_duration_seconds_bucket{" in text
     assert 'route="/api/v1/projects/{project_id}/assignments/next"' in text
     assert 'prefhub_annotations_submitted_total{purpose="live"}' in text
     assert 'prefhub_active_leases{project="metrics-demo"} 1.0' in text

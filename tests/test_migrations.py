@@ -23,7 +23,9 @@ def _fresh_url(tmp_path) -> tuple[str, str]:  # type: ignore[no-untyped-def]
 
 def test_models_and_migrations_agree(engine: sa.Engine) -> None:
     with engine.connect() as connection:
-        diff = compare_metadata(MigrationContext.configure(connection, opts={"compare_type": True}), Base.metadata)
+        diff = compare_metadata(
+            MigrationContext.configure(connection, opts={"compare_type": True}), Base.metadata
+        )
     assert diff == []
 
 
@@ -38,8 +40,12 @@ def test_downgrade_to_base_and_upgrade_again(tmp_path) -> None:  # type: ignore[
             tables = set(sa.inspect(connection).get_table_names()) - {"alembic_version"}
         assert tables == set()
         command.upgrade(config, "head")
-        assert migration_status(engine) == {"ready": True, "database": "ok", "revision": head_revision(),
-                                            "head": head_revision()}
+        assert migration_status(engine) == {
+            "ready": True,
+            "database": "ok",
+            "revision": head_revision(),
+            "head": head_revision(),
+        }
         engine.dispose()
     finally:
         if name:

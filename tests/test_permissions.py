@@ -56,40 +56,55 @@ API: dict[tuple[str, str], Rule] = {
     ("GET", "/healthz"): Rule((200, 200, 200, 200)),
     ("GET", "/readyz"): Rule((200, 200, 200, 200)),
     ("GET", "/metrics"): Rule((200, 200, 200, 200)),
-    ("POST", "/api/v1/auth/token"): Rule((200, 200, 200, 200), form=lambda w: {"username": "member",
-                                                                              "password": PASSWORD}),
+    ("POST", "/api/v1/auth/token"): Rule(
+        (200, 200, 200, 200), form=lambda w: {"username": "member", "password": PASSWORD}
+    ),
     ("GET", "/api/v1/users/me"): Rule((401, 200, 200, 200)),
     ("GET", "/api/v1/users/me/tokens"): Rule((401, 200, 200, 200)),
     ("POST", "/api/v1/users/me/tokens"): Rule((401, 201, 201, 201), json=lambda w: {"name": "cli"}),
     ("DELETE", "/api/v1/users/me/tokens/{token_id}"): Rule((401, 404, 204, 404)),
-    ("POST", "/api/v1/users"): Rule((401, 403, 403, 201), json=lambda w: {"username": "fresh",
-                                                                          "password": "p" * 12}),
+    ("POST", "/api/v1/users"): Rule(
+        (401, 403, 403, 201), json=lambda w: {"username": "fresh", "password": "p" * 12}
+    ),
     ("GET", "/api/v1/users"): Rule((401, 403, 403, 200)),
     ("PATCH", "/api/v1/users/{user_id}"): Rule((401, 403, 403, 200), json=lambda w: {"role": "annotator"}),
     ("POST", "/api/v1/users/{user_id}/deactivate"): Rule((401, 403, 403, 200)),
-    ("POST", "/api/v1/users/{user_id}/password"): Rule((401, 403, 403, 204), json=lambda w: {"password": "q" * 12}),
-    ("POST", "/api/v1/projects"): Rule((401, 403, 403, 201), json=lambda w: {
-        "name": "New", "questions": [{"name": "q", "kind": "text"}]}),
+    ("POST", "/api/v1/users/{user_id}/password"): Rule(
+        (401, 403, 403, 204), json=lambda w: {"password": "q" * 12}
+    ),
+    ("POST", "/api/v1/projects"): Rule(
+        (401, 403, 403, 201), json=lambda w: {"name": "New", "questions": [{"name": "q", "kind": "text"}]}
+    ),
     ("GET", "/api/v1/projects"): Rule((401, 200, 200, 200)),
     ("GET", "/api/v1/projects/{project_id}"): Rule((401, 404, 200, 200)),
-    ("PATCH", "/api/v1/projects/{project_id}"): Rule((401, 404, 403, 200), json=lambda w: {"name": "Renamed"}),
+    ("PATCH", "/api/v1/projects/{project_id}"): Rule(
+        (401, 404, 403, 200), json=lambda w: {"name": "Renamed"}
+    ),
     ("POST", "/api/v1/projects/{project_id}/archive"): Rule((401, 404, 403, 200)),
     ("GET", "/api/v1/projects/{project_id}/members"): Rule((401, 404, 403, 200)),
-    ("POST", "/api/v1/projects/{project_id}/members"): Rule((401, 404, 403, 201),
-                                                            json=lambda w: {"username": "outsider"}),
+    ("POST", "/api/v1/projects/{project_id}/members"): Rule(
+        (401, 404, 403, 201), json=lambda w: {"username": "outsider"}
+    ),
     ("DELETE", "/api/v1/projects/{project_id}/members/{user_id}"): Rule((401, 404, 403, 204)),
     ("POST", "/api/v1/projects/{project_id}/items"): Rule((401, 404, 403, 201), json=lambda w: [w.line]),  # type: ignore[arg-type,return-value]
     ("GET", "/api/v1/projects/{project_id}/items"): Rule((401, 404, 403, 200)),
     ("PUT", "/api/v1/projects/{project_id}/items/{item_id}/gold"): Rule(
-        (401, 404, 403, 200), json=lambda w: {"answers": {"overall": {"choice": "tie"}}}),
+        (401, 404, 403, 200), json=lambda w: {"answers": {"overall": {"choice": "tie"}}}
+    ),
     ("POST", "/api/v1/projects/{project_id}/assignments/next"): Rule((401, 404, 200, 404)),
     ("POST", "/api/v1/assignments/{assignment_id}/annotation"): Rule((401, 404, 201, 404), json=_answer),
-    ("POST", "/api/v1/assignments/{assignment_id}/skip"): Rule((401, 404, 200, 404), json=lambda w: {"reason": "other"}),
+    ("POST", "/api/v1/assignments/{assignment_id}/skip"): Rule(
+        (401, 404, 200, 404), json=lambda w: {"reason": "other"}
+    ),
     ("GET", "/api/v1/annotations/mine"): Rule((401, 200, 200, 200)),
     ("GET", "/api/v1/annotations/{annotation_id}"): Rule((401, 404, 200, 404)),
     ("PATCH", "/api/v1/annotations/{annotation_id}"): Rule((401, 404, 200, 404), json=_correction),
-    ("POST", "/api/v1/projects/{project_id}/raters/{user_id}/reset-qualification"): Rule((401, 404, 403, 200)),
-    ("POST", "/api/v1/projects/{project_id}/raters/{user_id}/exclude"): Rule((401, 404, 403, 200), json=lambda w: {}),
+    ("POST", "/api/v1/projects/{project_id}/raters/{user_id}/reset-qualification"): Rule(
+        (401, 404, 403, 200)
+    ),
+    ("POST", "/api/v1/projects/{project_id}/raters/{user_id}/exclude"): Rule(
+        (401, 404, 403, 200), json=lambda w: {}
+    ),
     ("POST", "/api/v1/projects/{project_id}/raters/{user_id}/include"): Rule((401, 404, 403, 200)),
     ("GET", "/api/v1/audit"): Rule((401, 403, 403, 200)),
     ("GET", "/api/v1/projects/{project_id}/agreement"): Rule((401, 404, 403, 200)),
@@ -100,43 +115,76 @@ API: dict[tuple[str, str], Rule] = {
 # Pages: anonymous visitors are sent to the login page (303); admin screens answer 403 to annotators.
 PAGES: dict[tuple[str, str], Rule] = {
     ("GET", "/login"): Rule((200, 303, 303, 303)),
-    ("POST", "/login"): Rule((303, 303, 303, 303), form=lambda w: {"username": "member", "password": PASSWORD}),
+    ("POST", "/login"): Rule(
+        (303, 303, 303, 303), form=lambda w: {"username": "member", "password": PASSWORD}
+    ),
     ("POST", "/logout"): Rule((303, 303, 303, 303), form=lambda w: {}),
     ("POST", "/language"): Rule((303, 303, 303, 303), form=lambda w: {"locale": "zh"}),
     ("GET", "/admin/users"): Rule((303, 403, 403, 200)),
-    ("POST", "/admin/users"): Rule((303, 403, 403, 303), form=lambda w: {"username": "fresh", "password": "p" * 12,
-                                                                        "role": "annotator"}),
+    ("POST", "/admin/users"): Rule(
+        (303, 403, 403, 303), form=lambda w: {"username": "fresh", "password": "p" * 12, "role": "annotator"}
+    ),
     ("POST", "/admin/users/{user_id}"): Rule((303, 403, 403, 303), form=lambda w: {"action": "make_admin"}),
     ("GET", "/account"): Rule((303, 200, 200, 200)),
     ("POST", "/account/tokens"): Rule((303, 200, 200, 200), form=lambda w: {"name": "laptop"}),
     ("POST", "/account/tokens/{token_id}/revoke"): Rule((303, 404, 303, 404), form=lambda w: {}),
     ("GET", "/"): Rule((303, 200, 200, 200)),
     ("GET", "/projects/new"): Rule((303, 403, 403, 200)),
-    ("POST", "/projects/new"): Rule((303, 403, 403, 303), form=lambda w: {
-        "name": "Paged", "questions": '[{"name": "q", "kind": "text"}]', "annotations_per_item": "2"}),
+    ("POST", "/projects/new"): Rule(
+        (303, 403, 403, 303),
+        form=lambda w: {
+            "name": "Paged",
+            "questions": '[{"name": "q", "kind": "text"}]',
+            "annotations_per_item": "2",
+        },
+    ),
     ("GET", "/projects/{project_id}"): Rule((303, 403, 403, 200)),
-    ("POST", "/projects/{project_id}/settings"): Rule((303, 403, 403, 303), form=lambda w: {
-        "name": "Renamed", "status": "active", "annotations_per_item": "2", "lease_minutes": "30"}),
-    ("POST", "/projects/{project_id}/guidelines"): Rule((303, 403, 403, 303), form=lambda w: {"guidelines": "# New"}),
-    ("POST", "/projects/{project_id}/members"): Rule((303, 403, 403, 303), form=lambda w: {"username": "outsider"}),
-    ("POST", "/projects/{project_id}/members/{user_id}/remove"): Rule((303, 403, 403, 303), form=lambda w: {}),
+    ("POST", "/projects/{project_id}/settings"): Rule(
+        (303, 403, 403, 303),
+        form=lambda w: {
+            "name": "Renamed",
+            "status": "active",
+            "annotations_per_item": "2",
+            "lease_minutes": "30",
+        },
+    ),
+    ("POST", "/projects/{project_id}/guidelines"): Rule(
+        (303, 403, 403, 303), form=lambda w: {"guidelines": "# New"}
+    ),
+    ("POST", "/projects/{project_id}/members"): Rule(
+        (303, 403, 403, 303), form=lambda w: {"username": "outsider"}
+    ),
+    ("POST", "/projects/{project_id}/members/{user_id}/remove"): Rule(
+        (303, 403, 403, 303), form=lambda w: {}
+    ),
     ("GET", "/admin/audit"): Rule((303, 403, 403, 200)),
     # Without a file the admin's upload is refused as incomplete; the upload itself is tested with the pages.
     ("POST", "/projects/{project_id}/import"): Rule((303, 403, 403, 422), form=lambda w: {"pairs": "none"}),
     # Admins see every project; one who is not a member is told so on the page.
     ("GET", "/projects/{project_id}/annotate"): Rule((303, 404, 200, 200)),
-    ("POST", "/projects/{project_id}/annotate/guidelines-seen"): Rule((303, 404, 204, 204), form=lambda w: {}),
-    ("POST", "/projects/{project_id}/annotate/{assignment_id}"): Rule((303, 404, 303, 404), form=lambda w: {
-        "q.overall.choice": w.choice}),
-    ("POST", "/projects/{project_id}/annotate/{assignment_id}/skip"): Rule((303, 404, 303, 404),
-                                                                           form=lambda w: {"reason": "other"}),
+    ("POST", "/projects/{project_id}/annotate/guidelines-seen"): Rule(
+        (303, 404, 204, 204), form=lambda w: {}
+    ),
+    ("POST", "/projects/{project_id}/annotate/{assignment_id}"): Rule(
+        (303, 404, 303, 404), form=lambda w: {"q.overall.choice": w.choice}
+    ),
+    ("POST", "/projects/{project_id}/annotate/{assignment_id}/skip"): Rule(
+        (303, 404, 303, 404), form=lambda w: {"reason": "other"}
+    ),
     ("GET", "/annotations/{annotation_id}"): Rule((303, 404, 200, 404)),
-    ("POST", "/annotations/{annotation_id}"): Rule((303, 404, 303, 404), form=lambda w: {
-        "q.overall.choice": w.annotated_choice}),
+    ("POST", "/annotations/{annotation_id}"): Rule(
+        (303, 404, 303, 404), form=lambda w: {"q.overall.choice": w.annotated_choice}
+    ),
 }
 
 RULES = {**API, **PAGES}
-UNCHECKED = {"/api/openapi.json", "/api/docs", "/docs/oauth2-redirect", "/api/docs/oauth2-redirect", "/static"}
+UNCHECKED = {
+    "/api/openapi.json",
+    "/api/docs",
+    "/docs/oauth2-redirect",
+    "/api/docs/oauth2-redirect",
+    "/static",
+}
 
 
 def app_routes(app: Any) -> set[tuple[str, str]]:
@@ -157,7 +205,9 @@ def test_every_route_has_a_rule(app: Any) -> None:
 
 
 @pytest.fixture
-def world(client: TestClient, session: Session, admin: Persona, annotator: Persona, outsider: Persona) -> World:
+def world(
+    client: TestClient, session: Session, admin: Persona, annotator: Persona, outsider: Persona
+) -> World:
     member = annotator
     member.user.username = "member"
     session.commit()
@@ -166,21 +216,37 @@ def world(client: TestClient, session: Session, admin: Persona, annotator: Perso
     import_lines(client, admin, project["id"], pair_lines(3))
     first = client.post(f"/api/v1/projects/{project['id']}/assignments/next", headers=member.headers).json()
     choice = first["item"]["responses"][0]["id"]
-    done = client.post(f"/api/v1/assignments/{first['assignment_id']}/annotation",
-                       json={"answers": {"overall": {"choice": choice}}}, headers=member.headers).json()
+    done = client.post(
+        f"/api/v1/assignments/{first['assignment_id']}/annotation",
+        json={"answers": {"overall": {"choice": choice}}},
+        headers=member.headers,
+    ).json()
     second = client.post(f"/api/v1/projects/{project['id']}/assignments/next", headers=member.headers).json()
     token, _ = accounts_service.issue_token(session, member.user, "spare")
     session.commit()
-    return World(project_id=project["id"], item_id=first["item"]["id"], assignment_id=second["assignment_id"],
-                 annotation_id=done["annotation_id"], member_id=str(member.id), member_token_id=str(token.id),
-                 line={"prompt": "Fresh?", "responses": ["x", "y"]}, choice=second["item"]["responses"][0]["id"],
-                 annotated_choice=first["item"]["responses"][1]["id"])
+    return World(
+        project_id=project["id"],
+        item_id=first["item"]["id"],
+        assignment_id=second["assignment_id"],
+        annotation_id=done["annotation_id"],
+        member_id=str(member.id),
+        member_token_id=str(token.id),
+        line={"prompt": "Fresh?", "responses": ["x", "y"]},
+        choice=second["item"]["responses"][0]["id"],
+        annotated_choice=first["item"]["responses"][1]["id"],
+    )
 
 
 def _fill(path: str, world: World) -> str:
-    values = {"project_id": world.project_id, "item_id": world.item_id, "assignment_id": world.assignment_id,
-              "annotation_id": world.annotation_id, "user_id": world.member_id, "token_id": world.member_token_id,
-              "export_id": str(uuid.uuid4())}
+    values = {
+        "project_id": world.project_id,
+        "item_id": world.item_id,
+        "assignment_id": world.assignment_id,
+        "annotation_id": world.annotation_id,
+        "user_id": world.member_id,
+        "token_id": world.member_token_id,
+        "export_id": str(uuid.uuid4()),
+    }
     return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
 
 
@@ -192,8 +258,11 @@ def _log_in_page(client: TestClient, role: str) -> str:
     if role == "anonymous":
         return token.group(1)
     username = {"outsider": "outsider", "member": "member", "admin": "admin"}[role]
-    client.post("/login", data={"username": username, "password": PASSWORD, "csrf_token": token.group(1)},
-                follow_redirects=False)
+    client.post(
+        "/login",
+        data={"username": username, "password": PASSWORD, "csrf_token": token.group(1)},
+        follow_redirects=False,
+    )
     account = client.get("/account")
     found = re.search(r'name="csrf_token" value="([^"]+)"', account.text)
     assert found is not None
@@ -203,7 +272,12 @@ def _log_in_page(client: TestClient, role: str) -> str:
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("key", sorted(API), ids=lambda k: f"{k[0]} {k[1]}")
 def test_api_route_answers_each_role_as_expected(
-    key: tuple[str, str], role: str, client: TestClient, world: World, admin: Persona, annotator: Persona,
+    key: tuple[str, str],
+    role: str,
+    client: TestClient,
+    world: World,
+    admin: Persona,
+    annotator: Persona,
     outsider: Persona,
 ) -> None:
     method, path = key
@@ -237,5 +311,7 @@ def test_page_route_answers_each_role_as_expected(
 @pytest.mark.parametrize("path", ["/logout", "/admin/users", "/account/tokens"])
 def test_page_posts_without_csrf_token_are_refused(path: str, client: TestClient, world: World) -> None:
     _log_in_page(client, "admin")
-    response = client.post(path, data={"name": "x", "username": "y", "password": "z" * 12}, follow_redirects=False)
+    response = client.post(
+        path, data={"name": "x", "username": "y", "password": "z" * 12}, follow_redirects=False
+    )
     assert response.status_code == 403

@@ -52,16 +52,26 @@ def _capture(connection: sa.Connection, action: Callable[[], Any]) -> list[tuple
 
 
 @pytest.fixture
-def large_project(client: TestClient, connection: sa.Connection, admin: Persona, annotator: Persona,
-                  second_annotator: Persona) -> dict[str, Any]:
+def large_project(
+    client: TestClient,
+    connection: sa.Connection,
+    admin: Persona,
+    annotator: Persona,
+    second_annotator: Persona,
+) -> dict[str, Any]:
     project = create_project(client, admin, gold_rate=0)
     add_members(client, admin, project["id"], annotator, second_annotator)
     import_lines(client, admin, project["id"], pair_lines(ITEMS))
     for persona in (annotator, second_annotator) * 20:
-        assignment = client.post(f"/api/v1/projects/{project['id']}/assignments/next", headers=persona.headers).json()
+        assignment = client.post(
+            f"/api/v1/projects/{project['id']}/assignments/next", headers=persona.headers
+        ).json()
         choice = assignment["item"]["responses"][0]["id"]
-        client.post(f"/api/v1/assignments/{assignment['assignment_id']}/annotation",
-                    json={"answers": {"overall": {"choice": choice}}}, headers=persona.headers)
+        client.post(
+            f"/api/v1/assignments/{assignment['assignment_id']}/annotation",
+            json={"answers": {"overall": {"choice": choice}}},
+            headers=persona.headers,
+        )
     _bulk_history(connection, project["id"], outsider_id=str(second_annotator.id))
     for table in LARGE_TABLES:
         connection.exec_driver_sql(f"ANALYZE {table}")
@@ -89,13 +99,17 @@ def test_next_and_submit_scan_no_large_table(
     holder: dict[str, Any] = {}
 
     def next_item() -> None:
-        holder["a"] = client.post(f"/api/v1/projects/{large_project['id']}/assignments/next",
-                                  headers=annotator.headers).json()
+        holder["a"] = client.post(
+            f"/api/v1/projects/{large_project['id']}/assignments/next", headers=annotator.headers
+        ).json()
 
     def submit() -> None:
         choice = holder["a"]["item"]["responses"][1]["id"]
-        response = client.post(f"/api/v1/assignments/{holder['a']['assignment_id']}/annotation",
-                               json={"answers": {"overall": {"choice": choice}}}, headers=annotator.headers)
+        response = client.post(
+            f"/api/v1/assignments/{holder['a']['assignment_id']}/annotation",
+            json={"answers": {"overall": {"choice": choice}}},
+            headers=annotator.headers,
+        )
         assert response.status_code == 201
 
     statements = _capture(connection, next_item) + _capture(connection, submit)
@@ -104,7 +118,9 @@ def test_next_and_submit_scan_no_large_table(
     assert not scans, "\n\n".join(scans)
 
 
-def test_the_check_catches_a_sequential_scan(connection: sa.Connection, large_project: dict[str, Any]) -> None:
+def test_the_check_catches_a_sequential_scan(
+    connection: sa.Connection, large_project: dict[str, Any]
+) -> None:
     # A query on an unindexed column must be reported, or the test above proves nothing.
     statement = "SELECT id FROM items WHERE content_hash = %(h)s"
     assert _sequential_scans(connection, [(statement, {"h": "x"})]) != []

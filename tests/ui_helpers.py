@@ -16,20 +16,30 @@ from tests.factories import PAIRWISE_QUESTIONS, PASSWORD
 
 
 def seed_project(
-    sessions: sessionmaker[Session], lines: list[dict[str, Any]], *, usernames: tuple[str, ...] = ("rater",),
-    questions: list[dict[str, Any]] | None = None, **settings: Any,
+    sessions: sessionmaker[Session],
+    lines: list[dict[str, Any]],
+    *,
+    usernames: tuple[str, ...] = ("rater",),
+    questions: list[dict[str, Any]] | None = None,
+    **settings: Any,
 ) -> tuple[Project, list[User]]:
     """An admin, the given annotators as members, and a project holding the lines (committed)."""
     with sessions() as session:
         admin = _user(session, "boss", "admin")
         users = [_user(session, name, "annotator") for name in usernames]
-        body = {"name": "Browser project", "questions": questions or PAIRWISE_QUESTIONS,
-                "annotations_per_item": 1, "gold_rate": 0, **settings}
+        body = {
+            "name": "Browser project",
+            "questions": questions or PAIRWISE_QUESTIONS,
+            "annotations_per_item": 1,
+            "gold_rate": 0,
+            **settings,
+        }
         project = projects_service.create_project(session, ProjectCreate.model_validate(body), admin)
         for user in users:
             projects_service.add_member(session, project, admin, user_id=user.id)
-        items_service.import_items(session, project, enumerate(lines, start=1), admin,
-                                   options=items_service.import_options(project))
+        items_service.import_items(
+            session, project, enumerate(lines, start=1), admin, options=items_service.import_options(project)
+        )
         session.commit()
         return project, users
 

@@ -23,7 +23,9 @@ from app.accounts.schemas import (
 from app.errors import ERROR_RESPONSES
 from app.routing import TransactionalRoute
 
-router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES, route_class=TransactionalRoute, tags=["accounts"])
+router = APIRouter(
+    prefix="/api/v1", responses=ERROR_RESPONSES, route_class=TransactionalRoute, tags=["accounts"]
+)
 
 
 @router.post("/auth/token", response_model=AccessToken)

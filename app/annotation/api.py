@@ -24,7 +24,9 @@ from app.annotation.schemas import (
 from app.errors import ERROR_RESPONSES
 from app.routing import TransactionalRoute
 
-router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES, route_class=TransactionalRoute, tags=["annotation"])
+router = APIRouter(
+    prefix="/api/v1", responses=ERROR_RESPONSES, route_class=TransactionalRoute, tags=["annotation"]
+)
 
 
 def to_assignment_read(leased: service.LeasedItem) -> AssignmentRead:

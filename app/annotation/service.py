@@ -46,7 +46,9 @@ class Submission:
     feedback: dict[str, Any] | None
 
 
-def _project_for_work(session: Session, project_id: uuid.UUID, user: User) -> tuple[Project, ProjectMembership]:
+def _project_for_work(
+    session: Session, project_id: uuid.UUID, user: User
+) -> tuple[Project, ProjectMembership]:
     """The project and the rater's locked membership; only members work on a project (404 otherwise)."""
     project = session.get(Project, project_id)
     membership = repo.lock_membership(session, project_id, user.id) if project is not None else None
@@ -105,6 +107,14 @@ def _leased_item(session: Session, lease: Assignment) -> LeasedItem:
     item, by_id = repo.load_item_with_responses(session, lease.item_id)
     ordered = [by_id[rid] for rid in lease.display_order if rid in by_id]
     return LeasedItem(assignment=lease, item=item, responses=ordered, training=lease.purpose == "training")
+
+
+def show_own_assignment(session: Session, assignment_id: uuid.UUID, user: User) -> LeasedItem:
+    """One of the caller's assignments with its item, to show again (a refused submit, a correction)."""
+    assignment = session.get(Assignment, assignment_id)
+    if assignment is None or assignment.user_id != user.id:
+        raise exceptions.AssignmentNotFound()
+    return _leased_item(session, assignment)
 
 
 def get_own_assignment(session: Session, assignment_id: uuid.UUID, user: User) -> Assignment:
@@ -225,12 +235,17 @@ def get_own_annotation(session: Session, annotation_id: uuid.UUID, user: User) -
     return annotation
 
 
+def is_correctable(annotation: Annotation) -> bool:
+    """Training answers are graded as given; anything else may be fixed within the correction window."""
+    return annotation.purpose != "training" and utcnow() - annotation.created_at <= CORRECTION_WINDOW
+
+
 def correct_annotation(
     session: Session, annotation_id: uuid.UUID, user: User, body: AnnotationCorrection
 ) -> Annotation:
     """A rater fixes their own recent annotation; the earlier content is kept as a revision."""
     annotation = get_own_annotation(session, annotation_id, user)
-    if annotation.purpose == "training" or utcnow() - annotation.created_at > CORRECTION_WINDOW:
+    if not is_correctable(annotation):
         raise exceptions.CorrectionWindowClosed()
     project = session.get_one(Project, annotation.project_id)
     answers = _validated(project, body.answers, annotation.display_order)

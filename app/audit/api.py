@@ -14,7 +14,9 @@ from app.audit import service
 from app.errors import ERROR_RESPONSES
 from app.routing import TransactionalRoute
 
-router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES, route_class=TransactionalRoute, tags=["audit"])
+router = APIRouter(
+    prefix="/api/v1", responses=ERROR_RESPONSES, route_class=TransactionalRoute, tags=["audit"]
+)
 
 
 class AuditEventRead(BaseModel):

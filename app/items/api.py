@@ -19,7 +19,9 @@ from app.items.schemas import GoldUpdate, ImportReport, ItemList, ItemRead, Line
 from app.projects import service as projects_service
 from app.routing import TransactionalRoute
 
-router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES, route_class=TransactionalRoute, tags=["items"])
+router = APIRouter(
+    prefix="/api/v1", responses=ERROR_RESPONSES, route_class=TransactionalRoute, tags=["items"]
+)
 
 MAX_IMPORT_BYTES = 4 * 1024**3
 MAX_JSON_ARRAY_BYTES = 256 * 1024**2

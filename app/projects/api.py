@@ -7,12 +7,14 @@ import uuid
 from fastapi import APIRouter, status
 
 from app.accounts.dependencies import CurrentAdmin, CurrentUser, DbSession
+from app.errors import ERROR_RESPONSES
 from app.projects import service
 from app.projects.schemas import MemberAdd, MemberRead, ProjectCreate, ProjectList, ProjectRead, ProjectUpdate
-from app.errors import ERROR_RESPONSES
 from app.routing import TransactionalRoute
 
-router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES, route_class=TransactionalRoute, tags=["projects"])
+router = APIRouter(
+    prefix="/api/v1", responses=ERROR_RESPONSES, route_class=TransactionalRoute, tags=["projects"]
+)
 
 
 @router.post("/projects", response_model=ProjectRead, status_code=status.HTTP_201_CREATED)

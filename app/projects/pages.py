@@ -221,8 +221,12 @@ def audit_page(request: Request, admin: PageAdmin, session: DbSession) -> Respon
 
 @router.post("/projects/{project_id}/import")
 async def import_submit(
-    request: Request, project_id: uuid.UUID, admin: PageAdmin, session: DbSession,
-    file: Annotated[UploadFile, File()], pairs: Annotated[str, Form(max_length=8)] = "none",
+    request: Request,
+    project_id: uuid.UUID,
+    admin: PageAdmin,
+    session: DbSession,
+    file: Annotated[UploadFile, File()],
+    pairs: Annotated[str, Form(max_length=8)] = "none",
     dry_run: Annotated[str | None, Form(max_length=4)] = None,
 ) -> Response:
     """Upload a file from the project page; a dry run shows what would be created, duplicated or rejected."""
@@ -230,19 +234,34 @@ async def import_submit(
     preview = await run_in_threadpool(_preview_rows, file.file)
     try:
         options = items_service.import_options(project, items_api.parse_pairs(pairs))
-        tally = await run_in_threadpool(lambda: items_service.import_items(
-            session, project, iter_jsonl_lines(iter(lambda: file.file.read(1 << 16), b"")), admin,
-            options=options, skip_bad_lines=True, dry_run=dry_run is not None))
+        tally = await run_in_threadpool(
+            lambda: items_service.import_items(
+                session,
+                project,
+                iter_jsonl_lines(iter(lambda: file.file.read(1 << 16), b"")),
+                admin,
+                options=options,
+                skip_bad_lines=True,
+                dry_run=dry_run is not None,
+            )
+        )
     except AppError as error:
-        return render(request, "projects/_import_result.html", {"error": error.message, "tally": None,
-                                                                "preview": preview}, status_code=error.status_code)
-    return render(request, "projects/_import_result.html", {"error": None, "tally": tally, "preview": preview,
-                                                            "dry_run": dry_run is not None})
+        return render(
+            request,
+            "projects/_import_result.html",
+            {"error": error.message, "tally": None, "preview": preview},
+            status_code=error.status_code,
+        )
+    return render(
+        request,
+        "projects/_import_result.html",
+        {"error": None, "tally": tally, "preview": preview, "dry_run": dry_run is not None},
+    )
 
 
 def _preview_rows(handle: Any, limit: int = 5) -> list[dict[str, Any]]:
     """The first lines of the upload, shortened, so the admin sees what the file holds before importing."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for number, raw in enumerate(handle, start=1):
         if len(rows) >= limit:
             break
@@ -252,8 +271,19 @@ def _preview_rows(handle: Any, limit: int = 5) -> list[dict[str, Any]]:
             rows.append({"line": number, "prompt": raw[:120].decode(errors="replace"), "responses": "?"})
             continue
         if isinstance(record, dict):
-            answers = record.get("responses") or record.get("completions") or [record.get("chosen"), record.get("rejected")]
-            rows.append({"line": number, "prompt": str(record.get("prompt", record.get("chosen", "")))[:160],
-                         "responses": len([a for a in answers if a is not None]) if isinstance(answers, list) else "?"})
+            answers = (
+                record.get("responses")
+                or record.get("completions")
+                or [record.get("chosen"), record.get("rejected")]
+            )
+            rows.append(
+                {
+                    "line": number,
+                    "prompt": str(record.get("prompt", record.get("chosen", "")))[:160],
+                    "responses": len([a for a in answers if a is not None])
+                    if isinstance(answers, list)
+                    else "?",
+                }
+            )
     handle.seek(0)
     return rows

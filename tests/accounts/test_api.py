@@ -21,13 +21,17 @@ class TestToken:
         assert me.status_code == 200 and me.json()["username"] == "annotator"
         assert "password" not in me.text
 
-    def test_unknown_user_and_wrong_password_get_the_same_answer(self, client: TestClient, annotator: Persona) -> None:
+    def test_unknown_user_and_wrong_password_get_the_same_answer(
+        self, client: TestClient, annotator: Persona
+    ) -> None:
         wrong = _login(client, "annotator", "not the password")
         unknown = _login(client, "nobody-here", "not the password")
         assert wrong.status_code == unknown.status_code == 401
         assert wrong.json() == unknown.json()
 
-    def test_repeated_failures_are_throttled_with_retry_after(self, client: TestClient, annotator: Persona) -> None:
+    def test_repeated_failures_are_throttled_with_retry_after(
+        self, client: TestClient, annotator: Persona
+    ) -> None:
         for _ in range(5):
             assert _login(client, "annotator", "bad password!").status_code == 401
         throttled = _login(client, "annotator", PASSWORD)
@@ -41,39 +45,56 @@ class TestToken:
 
 class TestUserManagement:
     def test_admin_creates_user_who_can_log_in(self, client: TestClient, admin: Persona) -> None:
-        created = client.post("/api/v1/users", json={"username": "newbie", "password": "a" * 12, "role": "annotator"},
-                              headers=admin.headers)
+        created = client.post(
+            "/api/v1/users",
+            json={"username": "newbie", "password": "a" * 12, "role": "annotator"},
+            headers=admin.headers,
+        )
         assert created.status_code == 201
         assert created.json()["role"] == "annotator"
         assert _login(client, "newbie", "a" * 12).status_code == 200
 
     def test_short_password_is_rejected_with_reason(self, client: TestClient, admin: Persona) -> None:
-        response = client.post("/api/v1/users", json={"username": "shorty", "password": "abc"}, headers=admin.headers)
+        response = client.post(
+            "/api/v1/users", json={"username": "shorty", "password": "abc"}, headers=admin.headers
+        )
         assert response.status_code == 422
         assert "password" in response.text
 
     def test_duplicate_username_is_409(self, client: TestClient, admin: Persona, annotator: Persona) -> None:
-        response = client.post("/api/v1/users", json={"username": "annotator", "password": "b" * 12},
-                               headers=admin.headers)
+        response = client.post(
+            "/api/v1/users", json={"username": "annotator", "password": "b" * 12}, headers=admin.headers
+        )
         assert response.status_code == 409
 
     def test_annotator_cannot_manage_users(self, client: TestClient, annotator: Persona) -> None:
-        response = client.post("/api/v1/users", json={"username": "x1", "password": "c" * 12}, headers=annotator.headers)
+        response = client.post(
+            "/api/v1/users", json={"username": "x1", "password": "c" * 12}, headers=annotator.headers
+        )
         assert response.status_code == 403
         assert client.get("/api/v1/users", headers=annotator.headers).status_code == 403
 
-    def test_deactivated_user_loses_access_at_once(self, client: TestClient, admin: Persona, annotator: Persona) -> None:
+    def test_deactivated_user_loses_access_at_once(
+        self, client: TestClient, admin: Persona, annotator: Persona
+    ) -> None:
         assert client.get("/api/v1/users/me", headers=annotator.headers).status_code == 200
         response = client.post(f"/api/v1/users/{annotator.id}/deactivate", headers=admin.headers)
         assert response.status_code == 200 and response.json()["is_active"] is False
         assert client.get("/api/v1/users/me", headers=annotator.headers).status_code == 401
         assert _login(client, "annotator", PASSWORD).status_code == 401
 
-    def test_role_change_and_password_reset(self, client: TestClient, admin: Persona, annotator: Persona) -> None:
-        promoted = client.patch(f"/api/v1/users/{annotator.id}", json={"role": "admin"}, headers=admin.headers)
+    def test_role_change_and_password_reset(
+        self, client: TestClient, admin: Persona, annotator: Persona
+    ) -> None:
+        promoted = client.patch(
+            f"/api/v1/users/{annotator.id}", json={"role": "admin"}, headers=admin.headers
+        )
         assert promoted.json()["role"] == "admin"
-        reset = client.post(f"/api/v1/users/{annotator.id}/password", json={"password": "fresh password 1"},
-                            headers=admin.headers)
+        reset = client.post(
+            f"/api/v1/users/{annotator.id}/password",
+            json={"password": "fresh password 1"},
+            headers=admin.headers,
+        )
         assert reset.status_code == 204
         assert _login(client, "annotator", "fresh password 1").status_code == 200
         # A reset also revokes the old tokens.

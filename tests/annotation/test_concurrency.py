@@ -15,14 +15,18 @@ from tests.conftest import _backend
 from tests.factories import PAIRWISE_QUESTIONS, pair_lines
 from tests.ui_helpers import seed_project
 
-pytestmark = pytest.mark.skipif(_backend() != "postgresql", reason="row-locking concurrency runs on PostgreSQL")
+pytestmark = pytest.mark.skipif(
+    _backend() != "postgresql", reason="row-locking concurrency runs on PostgreSQL"
+)
 
 RATERS = 12
 ITEMS = 30
 PER_ITEM = 3
 
 
-def _rater_loop(base_url: str, token: str, project_id: str, acknowledged: list[str], failures: list[str]) -> None:
+def _rater_loop(
+    base_url: str, token: str, project_id: str, acknowledged: list[str], failures: list[str]
+) -> None:
     headers = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=base_url, headers=headers, timeout=30) as client:
         for _ in range(ITEMS + 5):
@@ -34,8 +38,10 @@ def _rater_loop(base_url: str, token: str, project_id: str, acknowledged: list[s
                 return
             assignment = response.json()
             choice = assignment["item"]["responses"][0]["id"]
-            submitted = client.post(f"/api/v1/assignments/{assignment['assignment_id']}/annotation",
-                                    json={"answers": {"overall": {"choice": choice}}})
+            submitted = client.post(
+                f"/api/v1/assignments/{assignment['assignment_id']}/annotation",
+                json={"answers": {"overall": {"choice": choice}}},
+            )
             if submitted.status_code != 201:
                 failures.append(f"submit {submitted.status_code} {submitted.text[:200]}")
                 return
@@ -44,23 +50,35 @@ def _rater_loop(base_url: str, token: str, project_id: str, acknowledged: list[s
 
 def test_concurrent_raters_complete_every_item_exactly(live_server) -> None:  # type: ignore[no-untyped-def]
     usernames = tuple(f"crowd{i}" for i in range(RATERS))
-    project, users = seed_project(live_server.sessions, pair_lines(ITEMS), usernames=usernames,
-                                  questions=PAIRWISE_QUESTIONS, annotations_per_item=PER_ITEM)
+    project, users = seed_project(
+        live_server.sessions,
+        pair_lines(ITEMS),
+        usernames=usernames,
+        questions=PAIRWISE_QUESTIONS,
+        annotations_per_item=PER_ITEM,
+    )
     with live_server.sessions() as session:
         tokens = [accounts_service.issue_token(session, user, "load")[1] for user in users]
         session.commit()
     acknowledged: list[str] = []
     failures: list[str] = []
-    threads = [threading.Thread(target=_rater_loop, args=(live_server.url, token, str(project.id), acknowledged, failures))
-               for token in tokens]
+    threads = [
+        threading.Thread(
+            target=_rater_loop, args=(live_server.url, token, str(project.id), acknowledged, failures)
+        )
+        for token in tokens
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=120)
     assert failures == []
     with live_server.sessions() as session:
-        rows = session.execute(sa.select(Annotation.id, Annotation.item_id, Annotation.user_id)
-                               .where(Annotation.project_id == project.id)).all()
+        rows = session.execute(
+            sa.select(Annotation.id, Annotation.item_id, Annotation.user_id).where(
+                Annotation.project_id == project.id
+            )
+        ).all()
     per_item = Counter(item_id for _, item_id, _ in rows)
     assert len(per_item) == ITEMS and set(per_item.values()) == {PER_ITEM}
     assert len({(item_id, user_id) for _, item_id, user_id in rows}) == len(rows)

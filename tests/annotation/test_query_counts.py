@@ -46,8 +46,12 @@ def test_statements_per_next_and_submit_do_not_grow(
         client.post(url, headers=annotator.headers)
     body = {"answers": {"overall": {"choice": assignment["item"]["responses"][1]["id"]}}}
     with count_statements(connection) as submit:
-        response = client.post(f"/api/v1/assignments/{assignment['assignment_id']}/annotation", json=body,
-                               headers=annotator.headers)
+        response = client.post(
+            f"/api/v1/assignments/{assignment['assignment_id']}/annotation",
+            json=body,
+            headers=annotator.headers,
+        )
     assert response.status_code == 201
     assert (len(new_lease), len(held_lease), len(submit)) == (NEXT_NEW_LEASE, NEXT_HELD_LEASE, SUBMIT), (
-        "\n".join(s[:90] for s in new_lease + ["--"] + held_lease + ["--"] + submit))
+        "\n".join(s[:90] for s in [*new_lease, "--", *held_lease, "--", *submit])
+    )

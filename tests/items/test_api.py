@@ -19,11 +19,15 @@ def _post_jsonl(client: TestClient, admin: Persona, project_id: str, body: bytes
 
 
 def _total(client: TestClient, admin: Persona, project_id: str) -> int:
-    return int(client.get(f"/api/v1/projects/{project_id}/items?limit=1", headers=admin.headers).json()["total"])
+    return int(
+        client.get(f"/api/v1/projects/{project_id}/items?limit=1", headers=admin.headers).json()["total"]
+    )
 
 
 class TestImport:
-    def test_json_array_creates_items_and_reimport_creates_nothing(self, client: TestClient, admin: Persona) -> None:
+    def test_json_array_creates_items_and_reimport_creates_nothing(
+        self, client: TestClient, admin: Persona
+    ) -> None:
         project = create_project(client, admin)
         first = import_lines(client, admin, project["id"], pair_lines(5))
         assert (first["created"], first["duplicates"], first["errors"]) == (5, 0, [])
@@ -37,7 +41,9 @@ class TestImport:
         response = _post_jsonl(client, admin, project["id"], body.encode())
         assert response.json()["created"] == 1 and response.json()["duplicates"] == 2
 
-    def test_broken_line_rejects_everything_with_its_line_number(self, client: TestClient, admin: Persona) -> None:
+    def test_broken_line_rejects_everything_with_its_line_number(
+        self, client: TestClient, admin: Persona
+    ) -> None:
         project = create_project(client, admin)
         good = [json.dumps(line) for line in pair_lines(3)]
         body = "\n".join([good[0], good[1], '{"prompt": "oops", "responses": [', good[2]]).encode()
@@ -56,7 +62,9 @@ class TestImport:
         assert response.json()["created"] == 1
         assert response.json()["errors"] == [{"line": 2, "error": 'missing "prompt"'}]
 
-    def test_too_many_responses_for_a_pairwise_project_names_the_fix(self, client: TestClient, admin: Persona) -> None:
+    def test_too_many_responses_for_a_pairwise_project_names_the_fix(
+        self, client: TestClient, admin: Persona
+    ) -> None:
         project = create_project(client, admin)
         line = {"prompt": "p", "responses": ["a", "b", "c"]}
         response = client.post(f"/api/v1/projects/{project['id']}/items", json=[line], headers=admin.headers)
@@ -77,9 +85,14 @@ class TestImport:
         assert report["created"] == 4 and report["dry_run"] is True
         assert _total(client, admin, project["id"]) == 0
 
-    def test_gold_answers_by_position_are_stored_by_response_id(self, client: TestClient, admin: Persona) -> None:
+    def test_gold_answers_by_position_are_stored_by_response_id(
+        self, client: TestClient, admin: Persona
+    ) -> None:
         project = create_project(client, admin)
-        line = {**pair_lines(1)[0], "gold": {"answers": {"overall": {"choice": 1}}, "explanation": "B cites sources"}}
+        line = {
+            **pair_lines(1)[0],
+            "gold": {"answers": {"overall": {"choice": 1}}, "explanation": "B cites sources"},
+        }
         import_lines(client, admin, project["id"], [line])
         item = client.get(f"/api/v1/projects/{project['id']}/items", headers=admin.headers).json()["items"][0]
         assert item["purpose"] == "gold"
@@ -89,20 +102,28 @@ class TestImport:
     def test_listing_pages_with_total(self, client: TestClient, admin: Persona) -> None:
         project = create_project(client, admin)
         import_lines(client, admin, project["id"], pair_lines(7))
-        page = client.get(f"/api/v1/projects/{project['id']}/items?limit=3&offset=3", headers=admin.headers).json()
+        page = client.get(
+            f"/api/v1/projects/{project['id']}/items?limit=3&offset=3", headers=admin.headers
+        ).json()
         assert page["total"] == 7 and len(page["items"]) == 3
         assert [i["external_id"] for i in page["items"]] == ["item-3", "item-4", "item-5"]
 
     def test_annotator_cannot_import(self, client: TestClient, admin: Persona, annotator: Persona) -> None:
         project = create_project(client, admin)
-        client.post(f"/api/v1/projects/{project['id']}/members", json={"username": "annotator"}, headers=admin.headers)
-        response = client.post(f"/api/v1/projects/{project['id']}/items", json=pair_lines(1), headers=annotator.headers)
+        client.post(
+            f"/api/v1/projects/{project['id']}/members", json={"username": "annotator"}, headers=admin.headers
+        )
+        response = client.post(
+            f"/api/v1/projects/{project['id']}/items", json=pair_lines(1), headers=annotator.headers
+        )
         assert response.status_code == 403
 
 
 @pytest.mark.shared_data
 class TestRealData:
-    def test_alpaca_into_ranking_project_then_all_duplicates(self, client: TestClient, admin: Persona) -> None:
+    def test_alpaca_into_ranking_project_then_all_duplicates(
+        self, client: TestClient, admin: Persona
+    ) -> None:
         body = require_shared_data(ALPACA_EVAL).read_bytes()
         project = create_project(client, admin, questions=RANKING)
         first = _post_jsonl(client, admin, project["id"], body).json()
@@ -121,7 +142,9 @@ class TestRealData:
         project = create_project(client, admin)
         report = _post_jsonl(client, admin, project["id"], body).json()
         assert report["created"] == 2312
-        item = client.get(f"/api/v1/projects/{project['id']}/items?limit=1", headers=admin.headers).json()["items"][0]
+        item = client.get(f"/api/v1/projects/{project['id']}/items?limit=1", headers=admin.headers).json()[
+            "items"
+        ][0]
         assert isinstance(item["prompt"], list) and item["prompt"][-1]["role"] == "user"
         assert len(item["responses"]) == 2
         assert not any(r["text"].startswith("Assistant:") for r in item["responses"])

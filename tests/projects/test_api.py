@@ -28,8 +28,9 @@ class TestProjects:
 
     def test_guidelines_change_makes_a_new_version(self, client: TestClient, admin: Persona) -> None:
         project = create_project(client, admin)
-        updated = client.patch(f"/api/v1/projects/{project['id']}", json={"guidelines": "# Be careful"},
-                               headers=admin.headers).json()
+        updated = client.patch(
+            f"/api/v1/projects/{project['id']}", json={"guidelines": "# Be careful"}, headers=admin.headers
+        ).json()
         assert updated["guidelines_version"] == 2 and updated["guidelines"] == "# Be careful"
 
     def test_archive(self, client: TestClient, admin: Persona) -> None:
@@ -59,30 +60,43 @@ class TestProjects:
     ) -> None:
         project = create_project(client, admin)
         add_members(client, admin, project["id"], annotator)
-        response = client.patch(f"/api/v1/projects/{project['id']}", json={"name": "mine now"},
-                                headers=annotator.headers)
+        response = client.patch(
+            f"/api/v1/projects/{project['id']}", json={"name": "mine now"}, headers=annotator.headers
+        )
         assert response.status_code == 403
 
-    def test_members_by_username_and_removal(self, client: TestClient, admin: Persona, annotator: Persona) -> None:
+    def test_members_by_username_and_removal(
+        self, client: TestClient, admin: Persona, annotator: Persona
+    ) -> None:
         project = create_project(client, admin)
-        added = client.post(f"/api/v1/projects/{project['id']}/members", json={"username": "annotator"},
-                            headers=admin.headers)
+        added = client.post(
+            f"/api/v1/projects/{project['id']}/members", json={"username": "annotator"}, headers=admin.headers
+        )
         assert added.status_code == 201 and added.json()["username"] == "annotator"
         members = client.get(f"/api/v1/projects/{project['id']}/members", headers=admin.headers).json()
         assert [m["username"] for m in members] == ["annotator"]
-        removed = client.delete(f"/api/v1/projects/{project['id']}/members/{annotator.id}", headers=admin.headers)
+        removed = client.delete(
+            f"/api/v1/projects/{project['id']}/members/{annotator.id}", headers=admin.headers
+        )
         assert removed.status_code == 204
         assert client.get(f"/api/v1/projects/{project['id']}", headers=annotator.headers).status_code == 404
 
     def test_unknown_member_username_is_404(self, client: TestClient, admin: Persona) -> None:
         project = create_project(client, admin)
-        response = client.post(f"/api/v1/projects/{project['id']}/members", json={"username": "ghost"},
-                               headers=admin.headers)
+        response = client.post(
+            f"/api/v1/projects/{project['id']}/members", json={"username": "ghost"}, headers=admin.headers
+        )
         assert response.status_code == 404 and "ghost" in response.text
 
     def test_changes_are_in_the_audit_log(self, client: TestClient, admin: Persona) -> None:
         project = create_project(client, admin)
-        client.patch(f"/api/v1/projects/{project['id']}", json={"annotations_per_item": 5}, headers=admin.headers)
-        events = client.get(f"/api/v1/audit?project_id={project['id']}", headers=admin.headers).json()["items"]
+        client.patch(
+            f"/api/v1/projects/{project['id']}", json={"annotations_per_item": 5}, headers=admin.headers
+        )
+        events = client.get(f"/api/v1/audit?project_id={project['id']}", headers=admin.headers).json()[
+            "items"
+        ]
         update = next(e for e in events if e["action"] == "project.update")
-        assert update["before"] == {"annotations_per_item": 2} and update["after"] == {"annotations_per_item": 5}
+        assert update["before"] == {"annotations_per_item": 2} and update["after"] == {
+            "annotations_per_item": 5
+        }

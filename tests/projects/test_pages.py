@@ -20,7 +20,9 @@ def _logged_in(client: TestClient, username: str) -> str:
 
 
 def _count(client: TestClient, admin: Persona, project_id: str) -> int:
-    return int(client.get(f"/api/v1/projects/{project_id}/items?limit=1", headers=admin.headers).json()["total"])
+    return int(
+        client.get(f"/api/v1/projects/{project_id}/items?limit=1", headers=admin.headers).json()["total"]
+    )
 
 
 def test_dry_run_then_import_from_the_project_page(client: TestClient, admin: Persona) -> None:
@@ -28,25 +30,47 @@ def test_dry_run_then_import_from_the_project_page(client: TestClient, admin: Pe
     csrf = _logged_in(client, "admin")
     body = "\n".join(json.dumps(line) for line in pair_lines(4)) + "\n{broken"
     files = {"file": ("items.jsonl", body.encode(), "application/x-ndjson")}
-    dry = client.post(f"/projects/{project['id']}/import", data={"csrf_token": csrf, "pairs": "none", "dry_run": "1"},
-                      files=files, headers={"HX-Request": "true"})
+    dry = client.post(
+        f"/projects/{project['id']}/import",
+        data={"csrf_token": csrf, "pairs": "none", "dry_run": "1"},
+        files=files,
+        headers={"HX-Request": "true"},
+    )
     assert dry.status_code == 200
     assert "Dry run" in dry.text and "<strong>4</strong>" in dry.text and "line 5" in dry.text
     assert "Question number 0?" in dry.text  # the preview of the first lines
     assert _count(client, admin, project["id"]) == 0
-    real = client.post(f"/projects/{project['id']}/import", data={"csrf_token": csrf, "pairs": "none"},
-                       files=files, headers={"HX-Request": "true"})
+    real = client.post(
+        f"/projects/{project['id']}/import",
+        data={"csrf_token": csrf, "pairs": "none"},
+        files=files,
+        headers={"HX-Request": "true"},
+    )
     assert "Created" in real.text and _count(client, admin, project["id"]) == 4
 
 
 def test_create_project_from_the_form_and_show_errors(client: TestClient, admin: Persona) -> None:
     csrf = _logged_in(client, "admin")
-    bad = client.post("/projects/new", data={"csrf_token": csrf, "name": "X", "questions": "[{\"kind\": \"nope\"}]",
-                                             "annotations_per_item": "2"})
+    bad = client.post(
+        "/projects/new",
+        data={
+            "csrf_token": csrf,
+            "name": "X",
+            "questions": '[{"kind": "nope"}]',
+            "annotations_per_item": "2",
+        },
+    )
     assert bad.status_code == 422 and "questions" in bad.text
-    good = client.post("/projects/new", data={"csrf_token": csrf, "name": "From the form",
-                                              "questions": json.dumps([{"name": "q", "kind": "text"}]),
-                                              "annotations_per_item": "2"}, follow_redirects=False)
+    good = client.post(
+        "/projects/new",
+        data={
+            "csrf_token": csrf,
+            "name": "From the form",
+            "questions": json.dumps([{"name": "q", "kind": "text"}]),
+            "annotations_per_item": "2",
+        },
+        follow_redirects=False,
+    )
     assert good.status_code == 303
     page = client.get(good.headers["location"])
     assert page.status_code == 200 and "From the form" in page.text

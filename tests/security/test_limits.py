@@ -8,19 +8,26 @@ from tests.factories import Persona, add_members, create_project, import_lines, 
 
 
 def test_declared_body_over_the_limit_is_413(client: TestClient, admin: Persona) -> None:
-    response = client.post("/api/v1/projects", content=b"{}", headers={**admin.headers, "Content-Length": str(10**9)})
+    response = client.post(
+        "/api/v1/projects", content=b"{}", headers={**admin.headers, "Content-Length": str(10**9)}
+    )
     assert response.status_code == 413
     assert "limit" in response.json()["detail"]
 
 
-def test_huge_rationale_is_422_naming_the_field(client: TestClient, admin: Persona, annotator: Persona) -> None:
+def test_huge_rationale_is_422_naming_the_field(
+    client: TestClient, admin: Persona, annotator: Persona
+) -> None:
     project = create_project(client, admin)
     add_members(client, admin, project["id"], annotator)
     import_lines(client, admin, project["id"], pair_lines(1))
-    assignment = client.post(f"/api/v1/projects/{project['id']}/assignments/next", headers=annotator.headers).json()
+    assignment = client.post(
+        f"/api/v1/projects/{project['id']}/assignments/next", headers=annotator.headers
+    ).json()
     body = {"answers": {"overall": {"choice": "tie"}}, "rationale": "x" * 20_001}
-    response = client.post(f"/api/v1/assignments/{assignment['assignment_id']}/annotation", json=body,
-                           headers=annotator.headers)
+    response = client.post(
+        f"/api/v1/assignments/{assignment['assignment_id']}/annotation", json=body, headers=annotator.headers
+    )
     assert response.status_code == 422
     assert "rationale" in response.json()["detail"]
     assert client.get("/api/v1/annotations/mine", headers=annotator.headers).json() == []

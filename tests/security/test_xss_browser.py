@@ -25,12 +25,24 @@ HALF = len(PAYLOADS) // 2
 def _hostile_lines() -> list[dict[str, Any]]:
     lines = []
     for start in range(0, len(PAYLOADS), 10):
-        chunk = PAYLOADS[start:start + 10]
-        lines.append({"external_id": f"xss-{start}", "prompt": "\n\n".join(chunk),
-                      "responses": [{"text": "\n\n".join(chunk), "model": "<script>window.__xss=1</script>"},
-                                    {"text": "\n\n".join(reversed(chunk)), "model": "m"}]})
-    lines.append({"external_id": "xss-chat", "prompt": [{"role": "user", "content": p} for p in PAYLOADS[:HALF]],
-                  "responses": ["\n".join(PAYLOADS[HALF:]), "plain"]})
+        chunk = PAYLOADS[start : start + 10]
+        lines.append(
+            {
+                "external_id": f"xss-{start}",
+                "prompt": "\n\n".join(chunk),
+                "responses": [
+                    {"text": "\n\n".join(chunk), "model": "<script>window.__xss=1</script>"},
+                    {"text": "\n\n".join(reversed(chunk)), "model": "m"},
+                ],
+            }
+        )
+    lines.append(
+        {
+            "external_id": "xss-chat",
+            "prompt": [{"role": "user", "content": p} for p in PAYLOADS[:HALF]],
+            "responses": ["\n".join(PAYLOADS[HALF:]), "plain"],
+        }
+    )
     return lines
 
 
@@ -43,33 +55,65 @@ QUESTIONS = [
 
 @pytest.fixture(scope="module")
 def hostile_world(live_server: Any) -> dict[str, Any]:
-    project, (rater,) = seed_project(live_server.sessions, _hostile_lines(), usernames=("xssrater",),
-                                     questions=QUESTIONS, annotations_per_item=1)
+    project, (rater,) = seed_project(
+        live_server.sessions,
+        _hostile_lines(),
+        usernames=("xssrater",),
+        questions=QUESTIONS,
+        annotations_per_item=1,
+    )
     with live_server.sessions() as session:
         admin = accounts_service.find_user(session, "boss")
         stored = projects_service.get_project(session, project.id, admin)
-        projects_service.update_project(session, stored, ProjectUpdate(
-            name=SHORT[9][:200], description="\n".join(PAYLOADS[:20]), guidelines="\n\n".join(PAYLOADS)),
-            admin)
+        projects_service.update_project(
+            session,
+            stored,
+            ProjectUpdate(
+                name=SHORT[9][:200], description="\n".join(PAYLOADS[:20]), guidelines="\n\n".join(PAYLOADS)
+            ),
+            admin,
+        )
         user = accounts_service.find_user(session, "xssrater")
         leased = annotation_service.next_assignment(session, project.id, user)
         assert leased is not None
-        submission = annotation_service.submit_annotation(session, leased.assignment.id, user, AnnotationSubmit(
-            answers={"overall": {"choice": str(leased.responses[0].id)}, "topic": SHORT[2],
-                     "rationale": "\n".join(PAYLOADS[:30])},
-            rationale="\n".join(PAYLOADS[30:60])))
+        submission = annotation_service.submit_annotation(
+            session,
+            leased.assignment.id,
+            user,
+            AnnotationSubmit(
+                answers={
+                    "overall": {"choice": str(leased.responses[0].id)},
+                    "topic": SHORT[2],
+                    "rationale": "\n".join(PAYLOADS[:30]),
+                },
+                rationale="\n".join(PAYLOADS[30:60]),
+            ),
+        )
         session.commit()
-        return {"project_id": str(project.id), "annotation_id": str(submission.annotation.id),
-                "rater_id": str(rater.id)}
+        return {
+            "project_id": str(project.id),
+            "annotation_id": str(submission.annotation.id),
+            "rater_id": str(rater.id),
+        }
 
 
 def _watch(page: Any) -> dict[str, list[str]]:
     seen: dict[str, list[str]] = {"requests": [], "dialogs": [], "violations": []}
-    page.on("request", lambda request: seen["requests"].append(request.url)
-            if request.url.startswith(INJECTED_URL_PREFIX) or request.url.startswith("data:") else None)
+    page.on(
+        "request",
+        lambda request: (
+            seen["requests"].append(request.url)
+            if request.url.startswith(INJECTED_URL_PREFIX) or request.url.startswith("data:")
+            else None
+        ),
+    )
     page.on("dialog", lambda dialog: (seen["dialogs"].append(dialog.message), dialog.dismiss()))
-    page.on("console", lambda message: seen["violations"].append(message.text)
-            if "Content Security Policy" in message.text else None)
+    page.on(
+        "console",
+        lambda message: (
+            seen["violations"].append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
     return seen
 
 
@@ -82,7 +126,9 @@ def _assert_inert(page: Any, seen: dict[str, list[str]], where: str) -> None:
     assert seen["violations"] == [], f"CSP had to block something on {where}: {seen['violations'][:3]}"
 
 
-def test_rater_pages_keep_hostile_text_inert(live_server: Any, page: Any, hostile_world: dict[str, Any]) -> None:
+def test_rater_pages_keep_hostile_text_inert(
+    live_server: Any, page: Any, hostile_world: dict[str, Any]
+) -> None:
     seen = _watch(page)
     log_in(page, live_server.url, "xssrater")
     pid = hostile_world["project_id"]
@@ -93,13 +139,23 @@ def test_rater_pages_keep_hostile_text_inert(live_server: Any, page: Any, hostil
     assert "<script>" in page.content().replace("&lt;script&gt;", "<script>")  # shown, as text
 
 
-def test_admin_pages_keep_hostile_text_inert(live_server: Any, page: Any, hostile_world: dict[str, Any]) -> None:
+def test_admin_pages_keep_hostile_text_inert(
+    live_server: Any, page: Any, hostile_world: dict[str, Any]
+) -> None:
     seen = _watch(page)
     log_in(page, live_server.url, "boss")
     pid = hostile_world["project_id"]
-    paths = ["/", f"/projects/{pid}", "/admin/audit", "/admin/users", f"/projects/{pid}/quality",
-             f"/projects/{pid}/raters/{hostile_world['rater_id']}", f"/projects/{pid}/training",
-             f"/projects/{pid}/agreement", f"/projects/{pid}/export"]
+    paths = [
+        "/",
+        f"/projects/{pid}",
+        "/admin/audit",
+        "/admin/users",
+        f"/projects/{pid}/quality",
+        f"/projects/{pid}/raters/{hostile_world['rater_id']}",
+        f"/projects/{pid}/training",
+        f"/projects/{pid}/agreement",
+        f"/projects/{pid}/export",
+    ]
     for path in paths:
         response = page.goto(live_server.url + path)
         if response is not None and response.status == 404:
