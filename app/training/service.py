@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import random
 import uuid
-from datetime import timedelta
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -14,11 +15,44 @@ from app.accounts.models import User
 from app.annotation.models import Annotation
 from app.audit import service as audit
 from app.db import utcnow
+from app.items import service as items_service
 from app.items.models import Item
 from app.projects import service as projects_service
 from app.projects.models import Project, ProjectMembership
-from app.projects.questions import score_against_gold
+from app.projects.questions import Question, describe_answer, score_against_gold
+from app.training import forms, signals
+from app.training import repository as repo
+from app.training.figures import (
+    RaterDetail,
+    RaterFigures,
+    RaterReport,
+    TrainingSet,
+    rater_detail,
+    rater_figures,
+    screen_labels,
+    sort_raters,
+    training_set,
+)
 from app.training.models import QualificationAttempt, RaterExclusion
+
+# Figures are computed in their own module; other domains and the routes reach them through this one.
+__all__ = [
+    "RaterDetail",
+    "RaterFigures",
+    "RaterReport",
+    "TrainingSet",
+    "excluded_user_ids",
+    "gold_accuracy",
+    "grade",
+    "next_purpose",
+    "rater_detail",
+    "rater_figures",
+    "reset_qualification",
+    "set_exclusion",
+    "set_item_gold",
+    "sort_raters",
+    "training_set",
+]
 
 _random = random.SystemRandom()
 
@@ -47,7 +81,9 @@ def _attempt(
 def next_purpose(session: Session, project: Project, membership: ProjectMembership) -> tuple[str | None, int]:
     """("training", attempt) until qualified; then "gold" at the project's rate, else "live"."""
     if project.require_qualification and membership.qualified_at is None:
-        return _training_purpose(session, project, membership)
+        training = _training_purpose(session, project, membership)
+        if training is not None:
+            return training
     if project.gold_rate > 0 and _random.random() < project.gold_rate:
         return "gold", 0
     return "live", 0
@@ -55,11 +91,18 @@ def next_purpose(session: Session, project: Project, membership: ProjectMembersh
 
 def _training_purpose(
     session: Session, project: Project, membership: ProjectMembership
-) -> tuple[str | None, int]:
+) -> tuple[str | None, int] | None:
+    """The training step, or None when the rater may go on to the live queue."""
     if _training_set_size(session, project.id) == 0:
         # Nothing to train on: the requirement cannot be met, so it does not block the live queue.
-        return "live", 0
+        return None
     current = _attempt(session, project.id, membership.user_id, membership.qualification_attempt)
+    if current is not None and current.finished_at is None:
+        # Skipped or ungraded training items never reach grade(): the attempt ends here once every item
+        # was dealt with, instead of leaving the rater with no item and no verdict.
+        _finish_if_done(session, project, membership, current)
+        if membership.qualified_at is not None:
+            return None
     if current is not None and current.finished_at is None:
         return "training", current.attempt
     if current is not None and current.finished_at is not None:
@@ -91,9 +134,10 @@ def grade(
         "details": details,
         "explanation": item.gold.get("explanation"),
     }
+    _describe_details(questions, details, annotation.display_order)
     if annotation.purpose == "training":
         feedback["qualification"] = _record_training_answer(
-            session, project, user, matched == graded and graded > 0
+            session, project, user, annotation, matched == graded and graded > 0
         )
     else:
         _check_gold_accuracy(session, project, user, extra=(matched == graded and graded > 0))
@@ -106,62 +150,100 @@ def grade(
     return feedback if annotation.purpose == "training" else None
 
 
-def _record_training_answer(session: Session, project: Project, user: User, correct: bool) -> dict[str, Any]:
+def _describe_details(questions: list[Question], details: list[dict[str, Any]], order: list[Any]) -> None:
+    """Add the expected and given answers in the rater's screen terms (A, B, ...) to each graded detail."""
+    labels = screen_labels(order)
+    by_name = {q.name: q for q in questions}
+    for detail in details:
+        question = by_name.get(detail["question"])
+        if question is not None:
+            detail["title"] = question.title
+            detail["expected_text"] = describe_answer(question, detail["expected"], labels)
+            detail["given_text"] = describe_answer(question, detail["given"], labels)
+
+
+def _record_training_answer(
+    session: Session, project: Project, user: User, annotation: Annotation, correct: bool
+) -> dict[str, Any]:
     membership = projects_service.get_membership(session, project.id, user.id)
     assert membership is not None
-    attempt = _attempt(session, project.id, user.id, membership.qualification_attempt)
-    assert attempt is not None
+    number = repo.assignment_attempt(session, annotation.assignment_id)
+    attempt = _attempt(session, project.id, user.id, number if number is not None else -1)
+    total = _training_set_size(session, project.id)
+    if attempt is None or attempt.finished_at is not None or number != membership.qualification_attempt:
+        # A lease from an attempt that already ended (an admin reset it meanwhile) gets its feedback but
+        # must not change any verdict.
+        return _attempt_state(project, attempt, total)
     attempt.n_answered += 1
     attempt.n_graded += 1
     attempt.n_matched += int(correct)
+    _finish_if_done(session, project, membership, attempt)
+    return _attempt_state(project, attempt, total)
+
+
+def _finish_if_done(
+    session: Session, project: Project, membership: ProjectMembership, attempt: QualificationAttempt
+) -> bool:
+    """Close the attempt once every training item was answered or skipped; skips count as misses."""
     total = _training_set_size(session, project.id)
+    done, skipped = repo.attempt_progress(session, project.id, membership.user_id, attempt.attempt)
+    if done < total:
+        return False
+    graded = attempt.n_graded + skipped
+    attempt.finished_at = utcnow()
+    # With no gold in the training set there is nothing to fail: the set then only shows the task.
+    attempt.passed = graded == 0 or attempt.n_matched / graded >= project.qualification_threshold
+    if attempt.passed:
+        membership.qualified_at = utcnow()
+    return True
+
+
+def _attempt_state(project: Project, attempt: QualificationAttempt | None, total: int) -> dict[str, Any]:
+    if attempt is None:
+        return {
+            "attempt": None,
+            "answered": 0,
+            "total": total,
+            "accuracy": 0.0,
+            "threshold": project.qualification_threshold,
+            "finished": True,
+            "passed": None,
+        }
     state: dict[str, Any] = {
         "attempt": attempt.attempt,
         "answered": attempt.n_answered,
         "total": total,
-        "accuracy": attempt.n_matched / attempt.n_graded,
+        "accuracy": attempt.n_matched / attempt.n_graded if attempt.n_graded else 0.0,
         "threshold": project.qualification_threshold,
-        "finished": False,
-        "passed": None,
+        "finished": attempt.finished_at is not None,
+        "passed": attempt.passed,
     }
-    if attempt.n_answered >= total:
-        attempt.finished_at = utcnow()
-        attempt.passed = attempt.n_matched / max(attempt.n_graded, 1) >= project.qualification_threshold
-        if attempt.passed:
-            membership.qualified_at = utcnow()
-        state.update(
-            finished=True,
-            passed=attempt.passed,
-            retry_after_minutes=None if attempt.passed else project.qualification_cooldown_minutes,
-        )
+    if attempt.finished_at is not None:
+        state["retry_after_minutes"] = None if attempt.passed else project.qualification_cooldown_minutes
     return state
 
 
-def gold_accuracy(session: Session, project_id: uuid.UUID, user_id: uuid.UUID) -> tuple[int, int]:
-    """(answered, matched) over this rater's live gold answers."""
-    rows = session.scalars(
-        sa.select(Annotation.gold_result).where(
-            Annotation.project_id == project_id, Annotation.user_id == user_id, Annotation.purpose == "gold"
-        )
-    )
-    answered = matched = 0
-    for result in rows:
-        if result and result.get("graded"):
-            answered += 1
-            matched += int(result["matched"] == result["graded"])
-    return answered, matched
+def gold_accuracy(
+    session: Session, project_id: uuid.UUID, user_id: uuid.UUID, since: datetime | None = None
+) -> tuple[int, int]:
+    """(answered, matched) over this rater's live gold answers, from `since` on when given."""
+    result = signals.gold_accuracy(repo.gold_results_since(session, project_id, user_id, since))
+    return result.answered, result.matched
 
 
 def _check_gold_accuracy(session: Session, project: Project, user: User, extra: bool) -> None:
-    answered, matched = gold_accuracy(session, project.id, user.id)
+    membership = projects_service.get_membership(session, project.id, user.id)
+    # Counted from the rater's latest qualification: a rater an admin sent back to training and who passed
+    # again starts afresh, instead of being paused by the same old answers on the first gold item.
+    since = membership.qualified_at if membership is not None else None
+    answered, matched = gold_accuracy(session, project.id, user.id, since)
     answered, matched = answered + 1, matched + int(extra)
-    if answered >= project.gold_min_answers and matched / answered < project.gold_pause_threshold:
-        membership = projects_service.get_membership(session, project.id, user.id)
-        if membership is not None and membership.status == "active":
-            membership.status = "paused"
-            membership.paused_reason = (
-                f"gold accuracy {matched}/{answered} is below {project.gold_pause_threshold:.0%}"
-            )
+    below = answered >= project.gold_min_answers and matched / answered < project.gold_pause_threshold
+    if below and membership is not None and membership.status == "active":
+        membership.status = "paused"
+        membership.paused_reason = (
+            f"gold accuracy {matched}/{answered} is below {project.gold_pause_threshold:.0%}"
+        )
 
 
 def reset_qualification(
@@ -235,6 +317,21 @@ def _member(session: Session, project: Project, user_id: uuid.UUID) -> ProjectMe
     if membership is None:
         raise MemberNotFound()
     return membership
+
+
+def set_item_gold(
+    session: Session,
+    project: Project,
+    item_id: uuid.UUID,
+    form: Mapping[str, list[str]],
+    explanation: str | None,
+    actor: User,
+) -> Item:
+    """Gold answers entered on the training page, responses named by letter in stored order."""
+    item = items_service.get_item(session, project.id, item_id)
+    questions = projects_service.project_questions(project)
+    answers = forms.gold_from_form(questions, form, repo.response_ids(session, item.id))
+    return items_service.set_gold(session, project, item, answers, (explanation or "").strip() or None, actor)
 
 
 def excluded_user_ids(session: Session, project_id: uuid.UUID) -> set[uuid.UUID]:
