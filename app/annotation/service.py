@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -272,10 +273,26 @@ def list_recent_annotations(
     return repo.recent_annotations(session, user.id, limit=limit, project_id=project_id)
 
 
+# Counting a large project's open items costs a scan of its queue index; raters see the figure after every
+# submit, so each process reuses it for a few seconds. A stale count by a few items is harmless here.
+OPEN_ITEMS_TTL_S = 10.0
+_open_items_cache: dict[uuid.UUID, tuple[float, int]] = {}
+
+
+def _open_items(session: Session, project_id: uuid.UUID) -> int:
+    now = time.monotonic()
+    cached = _open_items_cache.get(project_id)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    count = repo.count_open_items(session, project_id)
+    _open_items_cache[project_id] = (now + OPEN_ITEMS_TTL_S, count)
+    return count
+
+
 def rater_progress(session: Session, project: Project, user: User) -> dict[str, int]:
     return {
         "done_today": repo.count_user_annotations_since(
             session, project.id, user.id, projects_service.start_of_today()
         ),
-        "left": repo.count_open_items(session, project.id),
+        "left": _open_items(session, project.id),
     }
