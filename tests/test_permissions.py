@@ -161,15 +161,29 @@ PAGES: dict[tuple[str, str], Rule] = {
     ("GET", "/projects/{project_id}/quality"): Rule((303, 403, 403, 200)),
     ("GET", "/projects/{project_id}/raters/{user_id}"): Rule((303, 403, 403, 200)),
     ("GET", "/projects/{project_id}/training"): Rule((303, 403, 403, 200)),
-    ("POST", "/projects/{project_id}/raters/{user_id}/exclude"): Rule((303, 403, 403, 303), form=lambda w: {}),
-    ("POST", "/projects/{project_id}/raters/{user_id}/include"): Rule((303, 403, 403, 303), form=lambda w: {}),
-    ("POST", "/projects/{project_id}/raters/{user_id}/reset-qualification"): Rule((303, 403, 403, 303),
-                                                                                  form=lambda w: {}),
-    ("POST", "/projects/{project_id}/training/settings"): Rule((303, 403, 403, 303), form=lambda w: {
-        "qualification_threshold": "80", "gold_rate": "5", "gold_pause_threshold": "70",
-        "qualification_cooldown_minutes": "60", "gold_min_answers": "10", "min_seconds_per_item": "4"}),
-    ("POST", "/projects/{project_id}/training/items/{item_id}/gold"): Rule((303, 403, 403, 303),
-                                                                           form=lambda w: {"q.overall": "A"}),
+    ("POST", "/projects/{project_id}/raters/{user_id}/exclude"): Rule(
+        (303, 403, 403, 303), form=lambda w: {}
+    ),
+    ("POST", "/projects/{project_id}/raters/{user_id}/include"): Rule(
+        (303, 403, 403, 303), form=lambda w: {}
+    ),
+    ("POST", "/projects/{project_id}/raters/{user_id}/reset-qualification"): Rule(
+        (303, 403, 403, 303), form=lambda w: {}
+    ),
+    ("POST", "/projects/{project_id}/training/settings"): Rule(
+        (303, 403, 403, 303),
+        form=lambda w: {
+            "qualification_threshold": "80",
+            "gold_rate": "5",
+            "gold_pause_threshold": "70",
+            "qualification_cooldown_minutes": "60",
+            "gold_min_answers": "10",
+            "min_seconds_per_item": "4",
+        },
+    ),
+    ("POST", "/projects/{project_id}/training/items/{item_id}/gold"): Rule(
+        (303, 403, 403, 303), form=lambda w: {"q.overall": "A"}
+    ),
     # Without a file the admin's upload is refused as incomplete; the upload itself is tested with the pages.
     ("POST", "/projects/{project_id}/import"): Rule((303, 403, 403, 422), form=lambda w: {"pairs": "none"}),
     # Admins see every project; one who is not a member is told so on the page.
