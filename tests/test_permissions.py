@@ -110,6 +110,14 @@ API: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/projects/{project_id}/agreement"): Rule((401, 404, 403, 200)),
     ("GET", "/api/v1/projects/{project_id}/leaderboard"): Rule((401, 404, 403, 200)),
     ("GET", "/api/v1/projects/{project_id}/raters"): Rule((401, 404, 403, 200)),
+    ("GET", "/api/v1/projects/{project_id}/export"): Rule((401, 404, 403, 200)),
+    ("POST", "/api/v1/projects/{project_id}/exports"): Rule(
+        (401, 404, 403, 202), json=lambda w: {"format": "kto"}
+    ),
+    ("GET", "/api/v1/projects/{project_id}/exports"): Rule((401, 404, 403, 200)),
+    # An export id that does not exist: 404 for everyone who may ask at all.
+    ("GET", "/api/v1/exports/{export_id}"): Rule((401, 404, 404, 404)),
+    ("GET", "/api/v1/exports/{export_id}/download"): Rule((401, 404, 404, 404)),
 }
 
 # Pages: anonymous visitors are sent to the login page (303); admin screens answer 403 to annotators.
@@ -159,6 +167,14 @@ PAGES: dict[tuple[str, str], Rule] = {
     ),
     ("GET", "/admin/audit"): Rule((303, 403, 403, 200)),
     ("GET", "/projects/{project_id}/quality"): Rule((303, 403, 403, 200)),
+    ("GET", "/projects/{project_id}/agreement"): Rule((303, 403, 403, 200)),
+    ("GET", "/projects/{project_id}/agreement/plots/{name}.svg"): Rule((303, 403, 403, 200)),
+    ("GET", "/projects/{project_id}/agreement/plots/{name}.csv"): Rule((303, 403, 403, 200)),
+    ("GET", "/projects/{project_id}/export"): Rule((303, 403, 403, 200)),
+    ("GET", "/projects/{project_id}/export/preview"): Rule((303, 403, 403, 200)),
+    ("POST", "/projects/{project_id}/export"): Rule((303, 403, 403, 303), form=lambda w: {"format": "kto"}),
+    ("GET", "/projects/{project_id}/export/snapshots"): Rule((303, 403, 403, 200)),
+    ("GET", "/projects/{project_id}/exports/{export_id}/download"): Rule((303, 403, 403, 404)),
     ("GET", "/projects/{project_id}/raters/{user_id}"): Rule((303, 403, 403, 200)),
     ("GET", "/projects/{project_id}/training"): Rule((303, 403, 403, 200)),
     ("POST", "/projects/{project_id}/raters/{user_id}/exclude"): Rule(
@@ -272,6 +288,7 @@ def _fill(path: str, world: World) -> str:
         "user_id": world.member_id,
         "token_id": world.member_token_id,
         "export_id": str(uuid.uuid4()),
+        "name": "leaderboard",
     }
     return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
 

@@ -1,0 +1,301 @@
+"""From the counted votes on an item to one outcome: majority or Dawid-Skene choice, mean-rank order, margins."""
+
+from __future__ import annotations
+
+import uuid
+from array import array
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from app.agreement.aggregation import dawid_skene, majority_vote, rating_summary
+from app.projects.questions import BOTH_BAD, TIE
+
+# Preference classes: the response at item position 0 or 1, a tie, or both bad.
+TIE_CLASS, BOTH_BAD_CLASS, N_PREFERENCE_CLASSES = 2, 3, 4
+# Mean ranks closer than this are equal: they are means of small fractions, never far from exact.
+RANK_EPSILON = 1e-9
+
+Status = Literal["pairs", "tie", "both_bad", "unresolved", "none"]
+
+
+@dataclass(slots=True)
+class Vote:
+    """One counted annotation as the export reads it: a preference choice and strength, or a ranking."""
+
+    user_id: uuid.UUID
+    blocked: bool
+    guidelines_version: int
+    choice: str | None = None
+    strength: int | None = None
+    ranking: Any = None
+    scores: tuple[Any, ...] = ()
+
+
+@dataclass(slots=True)
+class ItemGroup:
+    """One live item with its responses (by position) and its counted votes."""
+
+    item_id: uuid.UUID
+    external_id: str | None
+    prompt: Any
+    response_ids: list[str]
+    texts: list[str]
+    models: list[str | None]
+    votes: list[Vote]
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What the raters decided on one item; pairs are (chosen, rejected) response indices."""
+
+    status: Status
+    n_votes: int
+    agreement: float | None = None
+    pairs: list[tuple[int, int]] = field(default_factory=list)
+    # Pairs of equal standing: the tie or both-bad pair, or tied places of a ranking.
+    level_pairs: list[tuple[int, int]] = field(default_factory=list)
+    margin: float | None = None
+
+
+def preference_class(choice: str | None, response_ids: Sequence[str]) -> int | None:
+    if choice is None:
+        return None
+    if choice == TIE:
+        return TIE_CLASS
+    if choice == BOTH_BAD:
+        return BOTH_BAD_CLASS
+    try:
+        return response_ids.index(choice)
+    except ValueError:
+        return None
+
+
+@dataclass
+class LabelArrays:
+    """Every counted preference vote as (unit, rater, class) indices, units in export order."""
+
+    unit: array[int] = field(default_factory=lambda: array("q"))
+    rater: array[int] = field(default_factory=lambda: array("q"))
+    # Preference classes, or for rankings each response's place (units are then item x response).
+    value: array[float] = field(default_factory=lambda: array("d"))
+    unit_items: list[uuid.UUID] = field(default_factory=list)
+    raters: dict[uuid.UUID, int] = field(default_factory=dict)
+    n_units: int = 0
+
+    def _add(self, unit: int, user_id: uuid.UUID, value: float) -> None:
+        self.unit.append(unit)
+        self.rater.append(self.raters.setdefault(user_id, len(self.raters)))
+        self.value.append(value)
+
+    def add_preference(self, group: ItemGroup) -> None:
+        added = False
+        for vote in group.votes:
+            label = preference_class(vote.choice, group.response_ids)
+            if label is not None:
+                self._add(self.n_units, vote.user_id, label)
+                added = True
+        if added:
+            self.unit_items.append(group.item_id)
+            self.n_units += 1
+
+    def add_ranking(self, group: ItemGroup) -> None:
+        added = False
+        for vote in group.votes:
+            places = ranking_positions(vote.ranking, group.response_ids)
+            for offset, place in enumerate(places or ()):
+                self._add(self.n_units + offset, vote.user_id, place)
+                added = True
+        if added:
+            self.n_units += len(group.response_ids)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return (
+            np.array(self.unit, dtype=np.int64),
+            np.array(self.rater, dtype=np.int64),
+            np.array(self.value, dtype=np.float64),
+        )
+
+
+@dataclass
+class DawidSkeneLabels:
+    """Per unit of LabelArrays: the Dawid-Skene class and its posterior probability."""
+
+    unit_items: list[uuid.UUID]
+    label: np.ndarray
+    confidence: np.ndarray
+    next_unit: int = 0
+
+    @classmethod
+    def fit(cls, labels: LabelArrays) -> DawidSkeneLabels:
+        unit, rater, value = labels.arrays()
+        if unit.size == 0:
+            return cls([], np.zeros(0, dtype=np.int64), np.zeros(0))
+        result = dawid_skene(
+            unit,
+            rater,
+            value.astype(np.int64),
+            N_PREFERENCE_CLASSES,
+            n_units=labels.n_units,
+            n_raters=len(labels.raters),
+        )
+        return cls(labels.unit_items, result.label, result.confidence)
+
+    def take(self, item_id: uuid.UUID) -> tuple[int, float] | None:
+        # Both passes walk the items in the same order within one snapshot, so units come in turn.
+        unit = self.next_unit
+        if unit >= len(self.unit_items) or self.unit_items[unit] != item_id:
+            return None
+        self.next_unit += 1
+        return int(self.label[unit]), float(self.confidence[unit])
+
+
+def _margin(
+    votes: Sequence[tuple[int, int | None]], winner: int, margins: Mapping[int, float] | None
+) -> float | None:
+    values: list[float] = []
+    for label, strength in votes:
+        if label == winner and strength is not None:
+            mapped = margins.get(strength) if margins is not None else float(strength)
+            if mapped is not None:
+                values.append(mapped)
+    return sum(values) / len(values) if values else None
+
+
+def _preference_outcome(
+    votes: Sequence[tuple[int, int | None]],
+    winner: int,
+    agreement: float,
+    margins: Mapping[int, float] | None,
+) -> Outcome:
+    n = len(votes)
+    if winner == TIE_CLASS:
+        return Outcome("tie", n, agreement, level_pairs=[(0, 1)])
+    if winner == BOTH_BAD_CLASS:
+        return Outcome("both_bad", n, agreement, level_pairs=[(0, 1)])
+    return Outcome(
+        "pairs", n, agreement, pairs=[(winner, 1 - winner)], margin=_margin(votes, winner, margins)
+    )
+
+
+def aggregate_preferences(
+    groups: Sequence[ItemGroup],
+    margins: Mapping[int, float] | None,
+    dawid_skene_labels: DawidSkeneLabels | None = None,
+) -> list[Outcome]:
+    """Outcomes of a chunk of preference items; a tied majority vote leaves the item unresolved."""
+    per_item = [
+        [
+            (label, v.strength)
+            for v in g.votes
+            if (label := preference_class(v.choice, g.response_ids)) is not None
+        ]
+        for g in groups
+    ]
+    units = [i for i, votes in enumerate(per_item) for _ in votes]
+    labels = [lab for votes in per_item for lab, _ in votes]
+    vote = majority_vote(
+        np.asarray(units, dtype=np.int64),
+        np.asarray(labels, dtype=np.int64),
+        len(groups),
+        N_PREFERENCE_CLASSES,
+    )
+    outcomes: list[Outcome] = []
+    for i, (group, votes) in enumerate(zip(groups, per_item, strict=True)):
+        if not votes:
+            outcomes.append(Outcome("none", 0))
+        elif dawid_skene_labels is not None:
+            taken = dawid_skene_labels.take(group.item_id)
+            if taken is None:
+                outcomes.append(Outcome("unresolved", len(votes)))
+            else:
+                outcomes.append(_preference_outcome(votes, taken[0], taken[1], margins))
+        elif vote.tied[i]:
+            outcomes.append(Outcome("unresolved", len(votes), float(vote.share[i])))
+        else:
+            outcomes.append(_preference_outcome(votes, int(vote.label[i]), float(vote.share[i]), margins))
+    return outcomes
+
+
+def ranking_positions(answer: Any, response_ids: Sequence[str]) -> list[float] | None:
+    """Each response's place in one rater's ranking, tied groups sharing the mean of their places."""
+    if not isinstance(answer, list):
+        return None
+    index = {rid: i for i, rid in enumerate(response_ids)}
+    places: list[float | None] = [None] * len(response_ids)
+    start = 1
+    for entry in answer:
+        members = entry if isinstance(entry, list) else [entry]
+        place = start + (len(members) - 1) / 2
+        for rid in members:
+            if rid in index:
+                places[index[rid]] = place
+        start += len(members)
+    if any(p is None for p in places):
+        return None
+    return [float(p) for p in places if p is not None]
+
+
+def _ranking_agreement(ranks: Sequence[Sequence[float]], pairs: Sequence[tuple[int, int]]) -> float | None:
+    if not pairs:
+        return None
+    shares = [sum(1 for r in ranks if r[a] < r[b]) / len(ranks) for a, b in pairs]
+    return sum(shares) / len(shares)
+
+
+def aggregate_ranking(group: ItemGroup, best_only: bool) -> Outcome:
+    """Order by mean rank position; pairs from that order (all of them, or the best against each other)."""
+    ranks = [r for v in group.votes if (r := ranking_positions(v.ranking, group.response_ids)) is not None]
+    if not ranks:
+        return Outcome("none", 0)
+    mean = [sum(r[i] for r in ranks) / len(ranks) for i in range(len(group.response_ids))]
+    order = sorted(range(len(mean)), key=lambda i: (mean[i], i))
+    candidates = (
+        [(order[0], other) for other in order[1:]]
+        if best_only
+        else [(a, b) for n, a in enumerate(order) for b in order[n + 1 :]]
+    )
+    decided = [(a, b) for a, b in candidates if mean[b] - mean[a] > RANK_EPSILON]
+    level = [(a, b) for a, b in candidates if mean[b] - mean[a] <= RANK_EPSILON]
+    if best_only and level:
+        # Several responses share the best place: there is no single best one to pair against the rest.
+        return Outcome("tie", len(ranks), None, level_pairs=level)
+    if not decided:
+        return Outcome("tie", len(ranks), None, level_pairs=level)
+    return Outcome("pairs", len(ranks), _ranking_agreement(ranks, decided), pairs=decided, level_pairs=level)
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseScore:
+    count: int
+    mean: float | None
+    std: float | None
+
+
+def rating_scores(groups: Sequence[ItemGroup], score_index: int) -> list[list[ResponseScore]]:
+    """Per item and response: count, mean and sample std of one rating question's scores."""
+    offsets, response_idx, values = [], [], []
+    total = 0
+    for group in groups:
+        offsets.append(total)
+        position = {rid: i for i, rid in enumerate(group.response_ids)}
+        for vote in group.votes:
+            answer = vote.scores[score_index] if score_index < len(vote.scores) else None
+            if not isinstance(answer, Mapping):
+                continue
+            for rid, score in answer.items():
+                if rid in position and isinstance(score, int | float) and not isinstance(score, bool):
+                    response_idx.append(total + position[rid])
+                    values.append(float(score))
+        total += len(group.response_ids)
+    summary = rating_summary(np.asarray(response_idx, dtype=np.int64), np.asarray(values), total)
+    records = summary.records()
+    return [
+        [
+            ResponseScore(r["count"], r["mean"], r["std"])
+            for r in records[offset : offset + len(group.response_ids)]
+        ]
+        for offset, group in zip(offsets, groups, strict=True)
+    ]

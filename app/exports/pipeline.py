@@ -1,0 +1,366 @@
+"""The export pipeline: counted votes merged with items, aggregated, filtered, split and de-duplicated into rows."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC
+from itertools import islice
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app.exports import repository
+from app.exports.aggregate import (
+    DawidSkeneLabels,
+    ItemGroup,
+    LabelArrays,
+    Outcome,
+    Vote,
+    aggregate_preferences,
+    aggregate_ranking,
+    rating_scores,
+)
+from app.exports.formats import Layout, prompt_value
+from app.exports.rows import canonical, pair_rows, rater_pseudonym, rating_rows, split_of
+from app.exports.schemas import ExportOptions
+
+CHUNK_ITEMS = 500
+
+Progress = Callable[[float], None]
+
+
+@dataclass(frozen=True)
+class ExportPlan:
+    """Everything a build needs, checked against the project before any row is read."""
+
+    project_id: uuid.UUID
+    project_name: str
+    project_slug: str
+    project_description: str
+    options: ExportOptions
+    question: str | None
+    question_kind: str | None
+    score_questions: tuple[str, ...]
+    chat: bool
+    layout: Layout
+    split_column: bool
+    split_name: str | None = None
+    secret: str = ""
+
+    @property
+    def split_names(self) -> list[str]:
+        return [name for name, _ in self.options.splits or [("train", 1.0)]]
+
+
+@dataclass
+class Tally:
+    """Counts of one build: what came in, what each filter dropped, and the rows of each split."""
+
+    items: int = 0
+    annotations: int = 0
+    raters: set[uuid.UUID] = field(default_factory=set)
+    guidelines_versions: Counter[int] = field(default_factory=Counter)
+    steps: dict[str, int] = field(default_factory=dict)
+    dropped: Counter[str] = field(default_factory=Counter)
+    rows: Counter[str] = field(default_factory=Counter)
+    labels: LabelArrays | None = None
+
+    def passed(self, step: str) -> None:
+        self.steps[step] = self.steps.get(step, 0) + 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "items": self.items,
+            "annotations": self.annotations,
+            "raters": len(self.raters),
+            "guidelines_versions": {str(k): v for k, v in sorted(self.guidelines_versions.items())},
+            "steps": dict(self.steps),
+            "dropped": dict(sorted(self.dropped.items())),
+            "rows": dict(self.rows),
+            "rows_total": sum(self.rows.values()),
+        }
+
+
+class _Follower:
+    """Rows ordered by item id, handed out item by item as the item stream walks the same order."""
+
+    def __init__(self, rows: Iterator[Any]) -> None:
+        self._rows = rows
+        self._head: Any = next(rows, None)
+
+    def rows_of(self, item_id: uuid.UUID) -> list[Any]:
+        head, rows = self._head, self._rows
+        # Rows of items the item stream does not hold (no longer live) are passed over.
+        while head is not None and head[0] < item_id:
+            head = next(rows, None)
+        found = []
+        while head is not None and head[0] == item_id:
+            found.append(head)
+            head = next(rows, None)
+        self._head = head
+        return found
+
+
+def iter_groups(
+    session: Session, plan: ExportPlan, *, with_text: bool, tick: Callable[[], None] | None = None
+) -> Iterator[ItemGroup]:
+    """Items with at least one counted vote, in export order, with their responses and votes."""
+    kind = plan.question_kind
+    items = repository.stream_items(session, plan.project_id, with_prompt=with_text)
+    responses = _Follower(repository.stream_responses(session, plan.project_id, with_text=with_text))
+    votes = _Follower(
+        repository.stream_votes(
+            session,
+            plan.project_id,
+            preference=plan.question if kind == "preference" else None,
+            ranking=plan.question if kind == "ranking" else None,
+            scores=list(plan.score_questions),
+        )
+    )
+    for row in items:
+        item_id = row[0]
+        if tick is not None:
+            tick()
+        found = votes.rows_of(item_id)
+        answers = responses.rows_of(item_id)
+        if not found:
+            continue
+        item_votes = [Vote(v[1], bool(v[2]), v[3], v[4], v[5], v[6], tuple(v[7:])) for v in found]
+        ids = [str(r[1]) for r in answers]
+        texts = [r[3] for r in answers] if with_text else []
+        models = [r[4] for r in answers] if with_text else []
+        prompt = row[2] if with_text else None
+        yield ItemGroup(item_id, row[1], prompt, ids, texts, models, item_votes)
+
+
+def chunked(groups: Iterator[ItemGroup], size: int = CHUNK_ITEMS) -> Iterator[list[ItemGroup]]:
+    while chunk := list(islice(groups, size)):
+        yield chunk
+
+
+def _ticker(total: int, start: float, span: float, progress: Progress | None) -> Callable[[], None] | None:
+    if progress is None or total <= 0:
+        return None
+    seen = 0
+    step = max(total // 100, 1)
+
+    def tick() -> None:
+        nonlocal seen
+        seen += 1
+        if seen % step == 0 or seen == total:
+            progress(start + span * min(seen / total, 1.0))
+
+    return tick
+
+
+def fit_dawid_skene(
+    session: Session, plan: ExportPlan, tally: Tally, tick: Callable[[], None] | None
+) -> DawidSkeneLabels:
+    """The first pass: every counted preference vote, fitted per project and question."""
+    labels = LabelArrays()
+    for group in iter_groups(session, plan, with_text=False, tick=tick):
+        labels.add_preference(group)
+    tally.labels = labels
+    return DawidSkeneLabels.fit(labels)
+
+
+# ------------------------------------------------------------------------------------------- filters
+
+
+def flagged(group: ItemGroup) -> bool:
+    return any(vote.blocked for vote in group.votes)
+
+
+def keep_item(plan: ExportPlan, group: ItemGroup, outcome: Outcome, tally: Tally) -> bool:
+    """Apply the cleaning filters in funnel order, counting where each dropped item went."""
+    options = plan.options
+    tally.passed("annotated")
+    if outcome.n_votes < options.min_annotations:
+        tally.dropped["too_few_annotations"] += 1
+        return False
+    tally.passed("enough_annotations")
+    if outcome.status == "unresolved":
+        tally.dropped["unresolved"] += 1
+        return False
+    if options.min_agreement > 0 and (outcome.agreement is None or outcome.agreement < options.min_agreement):
+        tally.dropped["low_agreement"] += 1
+        return False
+    tally.passed("agreement")
+    if outcome.status in ("tie", "both_bad") and not options.include_ties:
+        tally.dropped["ties"] += 1
+        return False
+    tally.passed("ties")
+    if not options.include_flagged and flagged(group):
+        tally.dropped["flagged"] += 1
+        return False
+    tally.passed("flags")
+    return True
+
+
+def keep_rated_item(plan: ExportPlan, group: ItemGroup, tally: Tally) -> bool:
+    tally.passed("annotated")
+    if len(group.votes) < plan.options.min_annotations:
+        tally.dropped["too_few_annotations"] += 1
+        return False
+    tally.passed("enough_annotations")
+    if not plan.options.include_flagged and flagged(group):
+        tally.dropped["flagged"] += 1
+        return False
+    tally.passed("flags")
+    return True
+
+
+def outcomes_of(
+    plan: ExportPlan, chunk: Sequence[ItemGroup], dawid_skene_labels: DawidSkeneLabels | None
+) -> list[Outcome]:
+    if plan.question_kind == "ranking":
+        return [aggregate_ranking(group, plan.options.pairs == "best") for group in chunk]
+    return aggregate_preferences(chunk, plan.options.margins, dawid_skene_labels)
+
+
+def prompt_split(plan: ExportPlan, group: ItemGroup) -> str | None:
+    splits = plan.options.splits
+    if splits is None:
+        return None
+    return split_of(canonical(prompt_value(group.prompt, plan.chat)), splits, plan.options.seed)
+
+
+# ------------------------------------------------------------------------------------------- driver
+
+
+def _count_inputs(tally: Tally, chunk: Sequence[ItemGroup]) -> None:
+    for group in chunk:
+        tally.items += 1
+        tally.annotations += len(group.votes)
+        for vote in group.votes:
+            tally.raters.add(vote.user_id)
+            tally.guidelines_versions[vote.guidelines_version] += 1
+
+
+def _emit(
+    plan: ExportPlan,
+    group: ItemGroup,
+    rows: Iterator[tuple[int, dict[str, Any]]],
+    seen: set[int],
+    tally: Tally,
+) -> Iterator[tuple[str | None, dict[str, Any]]]:
+    split = prompt_split(plan, group)
+    for key, row in rows:
+        tally.passed("rows_before_dedup")
+        if key in seen:
+            tally.dropped["duplicates"] += 1
+            continue
+        seen.add(key)
+        tally.rows[split or "all"] += 1
+        if plan.split_name is not None and split != plan.split_name:
+            continue
+        if plan.split_column:
+            row["split"] = split
+        yield split, row
+
+
+def iter_rows(
+    session: Session,
+    plan: ExportPlan,
+    tally: Tally,
+    progress: Progress | None = None,
+    *,
+    collect: bool = False,
+) -> Iterator[tuple[str | None, dict[str, Any]]]:
+    """(split, row) of every surviving row in a deterministic order; `collect` keeps votes for the card."""
+    if plan.options.format == "raw":
+        yield from _raw_rows(session, plan, tally, progress)
+        return
+    total = repository.count_live_items(session, plan.project_id) if progress else 0
+    fitted: DawidSkeneLabels | None = None
+    start = 0.0
+    if plan.options.aggregation == "dawid-skene" and plan.options.format != "ratings":
+        fitted = fit_dawid_skene(session, plan, tally, _ticker(total, 0.0, 0.5, progress))
+        start = 0.5
+    elif collect and plan.options.format != "ratings":
+        tally.labels = LabelArrays()
+    seen: set[int] = set()
+    tick = _ticker(total, start, 1.0 - start, progress)
+    for chunk in chunked(iter_groups(session, plan, with_text=True, tick=tick)):
+        _count_inputs(tally, chunk)
+        if fitted is None and tally.labels is not None:
+            for group in chunk:
+                if plan.question_kind == "ranking":
+                    tally.labels.add_ranking(group)
+                else:
+                    tally.labels.add_preference(group)
+        yield from _chunk_rows(plan, chunk, fitted, seen, tally)
+
+
+def _chunk_rows(
+    plan: ExportPlan,
+    chunk: list[ItemGroup],
+    fitted: DawidSkeneLabels | None,
+    seen: set[int],
+    tally: Tally,
+) -> Iterator[tuple[str | None, dict[str, Any]]]:
+    if plan.options.format == "ratings":
+        per_question = [rating_scores(chunk, k) for k in range(len(plan.score_questions))]
+        for i, group in enumerate(chunk):
+            if keep_rated_item(plan, group, tally):
+                rows = rating_rows(plan, group, [scores[i] for scores in per_question])
+                yield from _emit(plan, group, rows, seen, tally)
+        return
+    outcomes = outcomes_of(plan, chunk, fitted)
+    scores = rating_scores(chunk, 0) if plan.score_questions else None
+    for i, (group, outcome) in enumerate(zip(chunk, outcomes, strict=True)):
+        if keep_item(plan, group, outcome, tally):
+            rows = pair_rows(plan, group, outcome, scores[i] if scores is not None else None)
+            yield from _emit(plan, group, rows, seen, tally)
+
+
+SCREEN_LABELS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def _raw_rows(
+    session: Session, plan: ExportPlan, tally: Tally, progress: Progress | None
+) -> Iterator[tuple[str | None, dict[str, Any]]]:
+    total = repository.count_live_items(session, plan.project_id) if progress else 0
+    tick = _ticker(total, 0.0, 1.0, progress)
+    splits = plan.options.splits
+    annotations = _Follower(repository.stream_annotations(session, plan.project_id))
+    for item in repository.stream_items(session, plan.project_id, with_prompt=splits is not None):
+        if tick is not None:
+            tick()
+        item_id = item[0]
+        found = annotations.rows_of(item_id)
+        if not found:
+            continue
+        tally.items += 1
+        tally.passed("annotated")
+        split = (
+            split_of(canonical(prompt_value(item[2], plan.chat)), splits, plan.options.seed)
+            if splits
+            else None
+        )
+        for _, annotation_id, user_id, order, answers, flags, rationale, spent, version, created in found:
+            tally.annotations += 1
+            tally.raters.add(user_id)
+            tally.guidelines_versions[version] += 1
+            tally.rows[split or "all"] += 1
+            if plan.split_name is not None and split != plan.split_name:
+                continue
+            row: dict[str, Any] = {
+                "item_id": str(item_id),
+                "external_id": item[1],
+                "annotation_id": str(annotation_id),
+                "rater": rater_pseudonym(plan.secret, user_id),
+                "shown": {SCREEN_LABELS[i % 26]: str(rid) for i, rid in enumerate(order or [])},
+                "answers": answers,
+                "flags": list(flags or []),
+                "rationale": rationale,
+                "time_spent_ms": spent,
+                "guidelines_version": version,
+                "created_at": created.astimezone(UTC).isoformat(),
+            }
+            if plan.split_column:
+                row["split"] = split
+            yield split, row

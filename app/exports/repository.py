@@ -1,0 +1,205 @@
+"""Queries of the exports domain: ordered streams of items, responses and counted annotations; snapshots."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from app.annotation.models import Annotation
+from app.db import utcnow
+from app.exports.models import Export
+from app.items.models import Item, Response
+from app.projects.models import ProjectMembership
+
+STREAM_BATCH = 5000
+# Flags that say the item itself is unusable, whichever response a rater preferred.
+BLOCKING_FLAGS = ("unsafe", "broken_prompt")
+# Every stream is ordered by item id, so they merge item by item; both databases can walk that order in
+# an index (items' and responses' keys, annotations by project and item) instead of sorting wide rows.
+
+
+def _stream(session: Session, statement: sa.Select[Any]) -> Iterator[Any]:
+    # yield_per makes PostgreSQL use a server-side cursor: memory stays flat however large the project.
+    # Core rows through the session's connection skip the ORM's per-row bookkeeping.
+    result = session.connection().execute(statement.execution_options(yield_per=STREAM_BATCH))
+    try:
+        # Whole partitions skip the per-row fetch machinery.
+        for partition in result.partitions():
+            yield from partition
+    finally:
+        result.close()
+
+
+def _live_items(project_id: uuid.UUID) -> sa.ColumnElement[bool]:
+    return sa.and_(Item.project_id == project_id, Item.purpose == "live")
+
+
+def stream_items(session: Session, project_id: uuid.UUID, *, with_prompt: bool) -> Iterator[Any]:
+    """(id, external_id[, prompt]) of every live item."""
+    columns: list[Any] = [Item.id, Item.external_id]
+    if with_prompt:
+        columns.append(Item.prompt)
+    return _stream(session, sa.select(*columns).where(_live_items(project_id)).order_by(Item.id))
+
+
+def stream_responses(session: Session, project_id: uuid.UUID, *, with_text: bool) -> Iterator[Any]:
+    """(item_id, id, position[, text, model]) of every response of a live item, by position."""
+    columns: list[Any] = [Response.item_id, Response.id, Response.position]
+    if with_text:
+        columns += [Response.text, Response.model]
+    statement = (
+        sa.select(*columns)
+        .join(Item, Item.id == Response.item_id)
+        .where(_live_items(project_id))
+        .order_by(Response.item_id, Response.position)
+    )
+    return _stream(session, statement)
+
+
+def _counted(project_id: uuid.UUID) -> sa.ColumnElement[bool]:
+    # Gold and training work, and raters an admin excluded, never reach a dataset. Annotations of items that
+    # are no longer live are skipped where the streams merge, since the item stream holds live items only.
+    return sa.and_(
+        Annotation.project_id == project_id,
+        Annotation.purpose == "live",
+        ProjectMembership.excluded_at.is_(None),
+    )
+
+
+def _annotations_select(project_id: uuid.UUID, columns: list[Any]) -> sa.Select[Any]:
+    return (
+        sa.select(*columns)
+        .outerjoin(
+            ProjectMembership,
+            sa.and_(
+                ProjectMembership.project_id == Annotation.project_id,
+                ProjectMembership.user_id == Annotation.user_id,
+            ),
+        )
+        .where(_counted(project_id))
+        .order_by(Annotation.item_id, Annotation.created_at, Annotation.id)
+    )
+
+
+def _blocking_flag() -> sa.ColumnElement[bool]:
+    # Matching the JSON text reads the same on both databases and spares parsing every flag list.
+    as_text = sa.cast(Annotation.flags, sa.Text)
+    return sa.or_(*(as_text.like(f'%"{flag}"%') for flag in BLOCKING_FLAGS))
+
+
+def stream_votes(
+    session: Session,
+    project_id: uuid.UUID,
+    *,
+    preference: str | None,
+    ranking: str | None,
+    scores: list[str],
+) -> Iterator[Any]:
+    """(item_id, user_id, blocked, guidelines_version, choice, strength, ranking, *scores) per counted annotation.
+
+    A preference answer arrives as its two scalars, so only rankings and ratings are parsed as JSON.
+    """
+    nothing = sa.null()
+    columns: list[Any] = [
+        Annotation.item_id,
+        Annotation.user_id,
+        _blocking_flag(),
+        Annotation.guidelines_version,
+        Annotation.answers[(preference, "choice")].as_string() if preference else nothing,
+        Annotation.answers[(preference, "strength")].as_integer() if preference else nothing,
+        Annotation.answers[ranking] if ranking else nothing,
+    ]
+    columns += [Annotation.answers[name] for name in scores]
+    return _stream(session, _annotations_select(project_id, columns))
+
+
+def stream_annotations(session: Session, project_id: uuid.UUID) -> Iterator[Any]:
+    """Whole counted annotations, for the raw export."""
+    columns: list[Any] = [
+        Annotation.item_id,
+        Annotation.id,
+        Annotation.user_id,
+        Annotation.display_order,
+        Annotation.answers,
+        Annotation.flags,
+        Annotation.rationale,
+        Annotation.time_spent_ms,
+        Annotation.guidelines_version,
+        Annotation.created_at,
+    ]
+    return _stream(session, _annotations_select(project_id, columns))
+
+
+def count_live_items(session: Session, project_id: uuid.UUID) -> int:
+    return int(
+        session.scalar(sa.select(sa.func.count()).select_from(Item).where(_live_items(project_id))) or 0
+    )
+
+
+def has_chat_prompts(session: Session, project_id: uuid.UUID) -> bool:
+    """Whether any live item's prompt is a list of messages rather than a string."""
+    dialect = session.get_bind().dialect.name
+    kind = sa.func.jsonb_typeof(Item.prompt) if dialect == "postgresql" else sa.func.json_type(Item.prompt)
+    found = session.scalar(sa.select(Item.id).where(_live_items(project_id), kind == "array").limit(1))
+    return found is not None
+
+
+# ------------------------------------------------------------------------------------------ snapshots
+
+
+def add_export(
+    session: Session, project_id: uuid.UUID, requested_by: uuid.UUID, params: dict[str, Any]
+) -> Export:
+    export = Export(project_id=project_id, requested_by_id=requested_by, params=params, status="queued")
+    session.add(export)
+    session.flush()
+    return export
+
+
+def list_exports(session: Session, project_id: uuid.UUID, limit: int = 50) -> list[Export]:
+    statement = (
+        sa.select(Export)
+        .where(Export.project_id == project_id)
+        .order_by(Export.created_at.desc(), Export.id)
+        .limit(limit)
+    )
+    return list(session.scalars(statement))
+
+
+def claim_queued_export(session: Session) -> uuid.UUID | None:
+    """Mark the oldest queued export running and return its id; each export goes to one worker."""
+    statement = (
+        sa.select(Export.id).where(Export.status == "queued").order_by(Export.created_at, Export.id).limit(1)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        statement = statement.with_for_update(skip_locked=True)
+    export_id = session.scalar(statement)
+    if export_id is None:
+        return None
+    # On SQLite the guarded update is what stops two processes from taking the same export.
+    claimed = session.execute(
+        sa.update(Export)
+        .where(Export.id == export_id, Export.status == "queued")
+        .values(status="running", started_at=utcnow(), progress=0.0)
+    )
+    return export_id if claimed.rowcount == 1 else None  # type: ignore[attr-defined]
+
+
+def set_progress(session: Session, export_id: uuid.UUID, progress: float) -> None:
+    session.execute(
+        sa.update(Export)
+        .where(Export.id == export_id, Export.status == "running")
+        .values(progress=round(progress, 4))
+    )
+
+
+def mark_failed(session: Session, export_id: uuid.UUID, message: str) -> None:
+    session.execute(
+        sa.update(Export)
+        .where(Export.id == export_id)
+        .values(status="failed", error=message[:2000], finished_at=utcnow())
+    )

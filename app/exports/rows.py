@@ -1,0 +1,131 @@
+"""Row values of each pair and ratings format, and the hashes that split and de-duplicate rows."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import uuid
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from app.exports.aggregate import ItemGroup, Outcome, ResponseScore
+from app.exports.formats import prompt_value, reply_value, with_prompt
+
+if TYPE_CHECKING:
+    from app.exports.pipeline import ExportPlan
+
+PSEUDONYM_LENGTH = 16
+
+
+def canonical(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def split_of(prompt_key: str, splits: Sequence[tuple[str, float]], seed: int) -> str:
+    """The split a prompt belongs to: a hash of the prompt and seed, so one prompt is never in two."""
+    digest = hashlib.sha256(f"{seed}\x00{prompt_key}".encode()).digest()
+    point = int.from_bytes(digest[:8], "big") / 2**64
+    total = 0.0
+    for name, fraction in splits:
+        total += fraction
+        if point < total:
+            return name
+    return splits[-1][0]
+
+
+def row_key(*parts: str) -> int:
+    """A 64-bit digest of a row's content: de-duplication keeps these, not the text."""
+    hasher = hashlib.blake2b(digest_size=8)
+    for part in parts:
+        hasher.update(part.encode())
+        hasher.update(b"\x00")
+    return int.from_bytes(hasher.digest(), "big")
+
+
+def rater_pseudonym(secret: str, user_id: uuid.UUID) -> str:
+    """Stable per installation, meaningless outside it: the same rater gets the same id in every export."""
+    mac = hmac.new(secret.encode(), b"rater:" + str(user_id).encode(), hashlib.sha256)
+    return mac.hexdigest()[:PSEUDONYM_LENGTH]
+
+
+def round_or_none(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def _score(scores: list[ResponseScore] | None, index: int) -> float | None:
+    return round_or_none(scores[index].mean) if scores is not None else None
+
+
+def pair_rows(
+    plan: ExportPlan, group: ItemGroup, outcome: Outcome, scores: list[ResponseScore] | None
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(dedup key, row) for each pair the outcome yields in the preference, implicit or kto format."""
+    kind, chat = plan.options.format, plan.chat
+    prompt = prompt_value(group.prompt, chat)
+    prompt_key = canonical(prompt)
+    texts = group.texts
+    pairs = [(a, b, "chosen") for a, b in outcome.pairs]
+    if plan.options.include_ties:
+        level = "both_bad" if outcome.status == "both_bad" else "tie"
+        pairs += [(a, b, level) for a, b in outcome.level_pairs]
+    common = {
+        "item_id": str(group.item_id),
+        "external_id": group.external_id,
+        "n_annotations": outcome.n_votes,
+        "agreement": round_or_none(outcome.agreement),
+    }
+    for a, b, result in pairs:
+        if kind == "kto":
+            if result == "tie":
+                continue
+            for index, good in ((a, result == "chosen"), (b, False)):
+                row: dict[str, Any] = {
+                    "prompt": prompt,
+                    "completion": reply_value(texts[index], chat),
+                    "label": good,
+                }
+                if plan.options.include_ties:
+                    row["outcome"] = result
+                yield row_key(prompt_key, texts[index], str(good)), row | common
+            continue
+        if kind == "preference":
+            row = {
+                "prompt": prompt,
+                "chosen": reply_value(texts[a], chat),
+                "rejected": reply_value(texts[b], chat),
+            }
+        else:
+            row = {
+                "chosen": with_prompt(group.prompt, texts[a], chat),
+                "rejected": with_prompt(group.prompt, texts[b], chat),
+            }
+        row["margin"] = outcome.margin if result == "chosen" else None
+        if plan.score_questions:
+            row["score_chosen"], row["score_rejected"] = _score(scores, a), _score(scores, b)
+        if plan.options.include_ties:
+            row["outcome"] = result
+        yield row_key(prompt_key, texts[a], texts[b]), row | common
+
+
+def rating_rows(
+    plan: ExportPlan, group: ItemGroup, scores: list[list[ResponseScore]]
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    prompt = prompt_value(group.prompt, plan.chat)
+    prompt_key = canonical(prompt)
+    for index, response_id in enumerate(group.response_ids):
+        row: dict[str, Any] = {
+            "item_id": str(group.item_id),
+            "external_id": group.external_id,
+            "response_id": response_id,
+            "model": group.models[index],
+            "prompt": prompt,
+            "response": group.texts[index],
+        }
+        for name, per_response in zip(plan.score_questions, scores, strict=True):
+            score = per_response[index]
+            row[f"{name}_mean"] = round_or_none(score.mean)
+            row[f"{name}_std"] = round_or_none(score.std)
+            row[f"{name}_count"] = score.count
+        row["n_annotations"] = len(group.votes)
+        yield row_key(prompt_key, group.texts[index]), row

@@ -1,0 +1,86 @@
+"""The background worker, against a real server whose requests commit: a queued export gets built."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+
+from app.accounts import service as accounts_service
+from app.accounts.models import User
+from app.exports.models import Export
+from app.items.models import Item, Response
+from tests.exports.helpers import insert_vote, zip_members
+from tests.ui_helpers import seed_project
+
+WAIT_SECONDS = 30
+
+
+def _seeded(live_server: Any) -> tuple[str, str]:
+    """A committed project of three items, each judged by one rater, and an admin token."""
+    lines = [
+        {"external_id": f"w{i}", "prompt": f"Prompt {i}?", "responses": [f"good {i}", f"bad {i}"]}
+        for i in range(3)
+    ]
+    project, (rater,) = seed_project(live_server.sessions, lines, usernames=("worker_rater",))
+    with live_server.sessions() as session:
+        items = session.scalars(sa.select(Item).where(Item.project_id == project.id).order_by(Item.seq)).all()
+        for item in items:
+            ids = [
+                str(r)
+                for r in session.scalars(
+                    sa.select(Response.id).where(Response.item_id == item.id).order_by(Response.position)
+                )
+            ]
+            insert_vote(session, project.id, item.id, rater.id, ids, {"overall": {"choice": ids[0]}})
+        admin = session.scalar(sa.select(User).where(User.username == "boss"))
+        assert admin is not None
+        _, token = accounts_service.issue_token(session, admin, "worker test")
+        session.commit()
+    return str(project.id), token
+
+
+def test_the_worker_builds_a_queued_export(live_server: Any) -> None:
+    project_id, token = _seeded(live_server)
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=live_server.url, headers=headers, timeout=10) as http:
+        created = http.post(f"/api/v1/projects/{project_id}/exports", json={"format": "preference"})
+        assert created.status_code == 202, created.text
+        export_id = created.json()["id"]
+        deadline = time.monotonic() + WAIT_SECONDS
+        status: dict[str, Any] = created.json()
+        while status["status"] in ("queued", "running") and time.monotonic() < deadline:
+            time.sleep(0.2)
+            status = http.get(f"/api/v1/exports/{export_id}").json()
+        assert status["status"] == "done", status
+        assert status["counts"]["rows_total"] == 3
+        download = http.get(f"/api/v1/exports/{export_id}/download")
+        assert download.status_code == 200
+    files = zip_members(download.content)
+    rows = [json.loads(line) for line in files["train.jsonl"].decode().splitlines()]
+    assert sorted((r["chosen"], r["rejected"]) for r in rows) == [(f"good {i}", f"bad {i}") for i in range(3)]
+    assert "# Browser project" in files["README.md"].decode()
+
+
+def test_a_failing_build_is_marked_failed_with_its_reason(live_server: Any) -> None:
+    project_id, _ = _seeded(live_server)
+    with live_server.sessions() as session:
+        # Options that were valid when recorded but no longer fit the project, e.g. a question since renamed.
+        export = Export(project_id=uuid.UUID(project_id), params={"question": "renamed"}, status="queued")
+        session.add(export)
+        session.commit()
+        export_id = export.id
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        with live_server.sessions() as session:
+            stored = session.get_one(Export, export_id)
+        if stored.status == "failed":
+            break
+        time.sleep(0.2)
+    assert stored.status == "failed"
+    assert stored.error == "The project has no question named 'renamed'."
+    assert stored.finished_at is not None
