@@ -46,3 +46,14 @@ bench: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# Extract the English source strings into the template catalogue, then merge it into the Chinese catalogue:
+# existing translations are kept, new strings arrive untranslated (never guessed as fuzzy).
+LOCALE_DIR := app/locale
+.PHONY: messages
+messages: install
+	$(BIN)/pybabel extract --mapping-file=babel.cfg --output-file=$(LOCALE_DIR)/messages.pot \
+		--project=PrefHub --version=0.1.0 --copyright-holder="PrefHub contributors" \
+		--add-comments=Translators: --no-wrap .
+	$(BIN)/pybabel update --input-file=$(LOCALE_DIR)/messages.pot --output-dir=$(LOCALE_DIR) --locale=zh \
+		--init-missing --no-fuzzy-matching --no-wrap
