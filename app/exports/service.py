@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from app.accounts.models import User
 from app.agreement.stats import Ratings, krippendorff_alpha, percent_agreement
+from app.audit import service as audit
 from app.config import get_settings
 from app.db import database, utcnow
 from app.errors import Conflict, NotFound, Unprocessable
@@ -268,7 +269,10 @@ def write_dataset(
 
 def create_export(session: Session, project: Project, options: ExportOptions, actor: User) -> Export:
     plan_export(session, project, options)
-    return repository.add_export(session, project.id, actor.id, options.model_dump(mode="json"))
+    params = options.model_dump(mode="json")
+    export = repository.add_export(session, project.id, actor.id, params)
+    audit.record(session, actor.id, "export.create", "export", export.id, project_id=project.id, after=params)
+    return export
 
 
 def get_export(session: Session, export_id: uuid.UUID, user: User) -> Export:

@@ -328,3 +328,15 @@ class TestBadParameters:
         response = stream(client, admin, project_id, format="ratings")
         assert response.status_code == 422
         assert "needs at least one rating question" in response.json()["detail"]
+
+
+def test_snapshot_request_is_in_the_audit_log(client, admin) -> None:  # type: ignore[no-untyped-def]
+    from tests.factories import create_project
+
+    project = create_project(client, admin)
+    created = client.post(
+        f"/api/v1/projects/{project['id']}/exports", json={"format": "kto"}, headers=admin.headers
+    )
+    assert created.status_code == 202
+    events = client.get(f"/api/v1/audit?project_id={project['id']}", headers=admin.headers).json()["items"]
+    assert any(e["action"] == "export.create" and e["after"]["format"] == "kto" for e in events)
