@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger("prefhub.errors")
@@ -174,6 +174,17 @@ def install_error_handlers(app: FastAPI) -> None:
         logger.warning("database unavailable: %s", exc.__class__.__name__)
         return render_error(
             request, 503, "service_unavailable", ServiceUnavailable.message, headers={"Retry-After": "2"}
+        )
+
+    @app.exception_handler(DataError)
+    async def _unstorable_value(request: Request, exc: DataError) -> Response:
+        # Input the schemas let through but the database refuses (a NUL character, an out-of-range number).
+        logger.warning("database refused a value: %s", exc.orig.__class__.__name__ if exc.orig else "")
+        return render_error(
+            request,
+            422,
+            "invalid_input",
+            "The input holds a character or value that cannot be stored (for example a NUL character).",
         )
 
     @app.exception_handler(DBAPIError)

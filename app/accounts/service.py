@@ -111,6 +111,9 @@ def _cut_access(session: Session, user: User) -> None:
 
 def authenticate(session: Session, username: str, password: str, address: str | None) -> User:
     """Check a login; throttled per account and per address, one answer for unknown user and bad password."""
+    if "\x00" in username or "\x00" in password:
+        # No stored name or password holds NUL; refusing here keeps it out of the throttling table too.
+        raise exceptions.InvalidCredentials()
     settings = get_settings()
     keys = [f"user:{username.lower()}"] + ([f"addr:{address}"] if address else [])
     _enforce_throttle(

@@ -376,6 +376,10 @@ def _fit_log_strength(wins: FloatArray, l2: float, max_iter: int, tol: float) ->
         while _objective(theta + t * step, wins, l2) > current + 1e-4 * t * (gradient @ step) and t > 1e-10:
             t /= 2.0
         theta = theta + t * step
+        # At the optimum, rounding in the objective can stall the line search with the gradient a hair above
+        # tol (how much depends on the order the battles arrive in): a vanishing step is convergence too.
+        if np.abs(t * step).max(initial=0.0) < 1e-12:
+            return theta - theta.mean(), iteration, True
     return theta - theta.mean(), max_iter, False
 
 

@@ -117,3 +117,8 @@ class TestPersonalTokens:
         revoked = client.delete(f"/api/v1/users/me/tokens/{created.json()['id']}", headers=annotator.headers)
         assert revoked.status_code == 204
         assert client.get("/api/v1/users/me", headers=headers).status_code == 401
+
+
+def test_nul_characters_in_a_login_are_refused_cleanly(client: TestClient, annotator: Persona) -> None:
+    response = _login(client, "anno\x00tator", "pass\x00word")
+    assert response.status_code == 401
