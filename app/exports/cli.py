@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -63,17 +62,13 @@ def _options(args: argparse.Namespace) -> ExportOptions:
 
 
 def _find_project(session: Any, ref: str) -> Any:
-    import sqlalchemy as sa
-
-    from app.projects.models import Project
+    from app.errors import AppError
+    from app.projects import service as projects_service
 
     try:
-        project = session.get(Project, uuid.UUID(ref))
-    except ValueError:
-        project = session.scalar(sa.select(Project).where(Project.slug == ref))
-    if project is None:
+        return projects_service.find_project(session, ref)
+    except AppError:
         sys.exit(f"error: no project {ref!r} (give its slug or id)")
-    return project
 
 
 def cmd_export(args: argparse.Namespace) -> None:

@@ -269,3 +269,14 @@ def mark_guidelines_seen(session: Session, project: Project, user: User) -> None
     membership = get_membership(session, project.id, user.id)
     if membership is not None:
         membership.last_seen_guidelines_version = project.guidelines_version
+
+
+def find_project(session: Session, ref: str) -> Project:
+    """A project by its id or its slug, for the command line."""
+    try:
+        project = session.get(Project, uuid.UUID(ref))
+    except ValueError:
+        project = session.scalar(sa.select(Project).where(Project.slug == ref))
+    if project is None:
+        raise exceptions.ProjectNotFound(f"No project {ref!r}: give its slug or id.")
+    return project
