@@ -43,6 +43,7 @@ from app.migrations_state import upgrade_to_head  # noqa: E402
 from app.projects import service as projects_service  # noqa: E402
 from app.projects.models import Project  # noqa: E402
 from app.projects.schemas import ProjectCreate  # noqa: E402
+from benchmarks import common  # noqa: E402
 
 ALPACA = ROOT.parent / "shared" / "data" / "alpaca_eval_4models.jsonl"
 SERVER = os.environ.get("PREFHUB_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -340,25 +341,7 @@ ANNOTATION_COLUMNS = [
     "updated_at",
     "created_at",
 ]
-ITEM_COLUMNS = [
-    "id",
-    "project_id",
-    "seq",
-    "external_id",
-    "dedup_key",
-    "content_hash",
-    "source_group",
-    "prompt",
-    "metadata",
-    "purpose",
-    "gold",
-    "random_key",
-    "annotation_count",
-    "assigned_count",
-    "is_complete",
-    "created_at",
-]
-RESPONSE_COLUMNS = ["id", "item_id", "position", "source_position", "text", "model", "metadata"]
+ITEM_COLUMNS, RESPONSE_COLUMNS = list(common.ITEM_COLUMNS), list(common.RESPONSE_COLUMNS)
 
 
 def create_project(engine: sa.Engine) -> tuple[Project, list[str]]:
