@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import uuid
 from collections.abc import Iterable, Iterator
@@ -91,11 +92,11 @@ def import_items(
     for result in _checked(results, questions, max_responses, tally, tracker):
         batch.append(result)
         if len(batch) >= BATCH_SIZE:
-            seq = _write_batch(session, project, batch, seen, tally, purpose, seq or 0)
+            seq = _write_batch(session, project, questions, batch, seen, tally, purpose, seq or 0)
             batch = []
             if on_progress:
                 on_progress(tally)
-    seq = _write_batch(session, project, batch, seen, tally, purpose, seq or 0)
+    seq = _write_batch(session, project, questions, batch, seen, tally, purpose, seq or 0)
     if tally.errors_total and not skip_bad_lines:
         savepoint.rollback()
         raise exceptions.ImportRejected(details=[{"line": e.line, "error": e.error} for e in tally.errors])
@@ -195,6 +196,7 @@ def _map_positions(
 def _write_batch(
     session: Session,
     project: Project,
+    questions: list[Question],
     batch: list[ParsedItem],
     seen: set[str],
     tally: ImportTally,
@@ -209,7 +211,6 @@ def _write_batch(
             sa.select(Item.dedup_key).where(Item.project_id == project.id, Item.dedup_key.in_(set(keys)))
         )
     )
-    questions = parse_questions(project.questions)
     item_rows: list[dict[str, Any]] = []
     response_rows: list[dict[str, Any]] = []
     now = utcnow()
@@ -367,3 +368,33 @@ def progress_by_project(session: Session, project_ids: list[uuid.UUID]) -> dict[
     ).all()
     found = {pid: Progress(int(t or 0), int(c or 0), int(p or 0), int(a or 0)) for pid, t, c, p, a in rows}
     return {pid: found.get(pid, Progress()) for pid in project_ids}
+
+
+def preview_lines(handle: Any, limit: int = 5) -> list[dict[str, Any]]:
+    """The first lines of the upload, shortened, so the admin sees what the file holds before importing."""
+    rows: list[dict[str, Any]] = []
+    for number, raw in enumerate(handle, start=1):
+        if len(rows) >= limit:
+            break
+        try:
+            record = json.loads(raw)
+        except ValueError:
+            rows.append({"line": number, "prompt": raw[:120].decode(errors="replace"), "responses": "?"})
+            continue
+        if isinstance(record, dict):
+            answers = (
+                record.get("responses")
+                or record.get("completions")
+                or [record.get("chosen"), record.get("rejected")]
+            )
+            rows.append(
+                {
+                    "line": number,
+                    "prompt": str(record.get("prompt", record.get("chosen", "")))[:160],
+                    "responses": len([a for a in answers if a is not None])
+                    if isinstance(answers, list)
+                    else "?",
+                }
+            )
+    handle.seek(0)
+    return rows

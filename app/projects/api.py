@@ -7,8 +7,10 @@ import uuid
 from fastapi import APIRouter, status
 
 from app.accounts.dependencies import CurrentAdmin, CurrentUser, DbSession
+from app.accounts.models import User
 from app.errors import ERROR_RESPONSES
 from app.projects import service
+from app.projects.models import ProjectMembership
 from app.projects.schemas import MemberAdd, MemberRead, ProjectCreate, ProjectList, ProjectRead, ProjectUpdate
 from app.routing import TransactionalRoute
 
@@ -47,28 +49,7 @@ def archive_project(project_id: uuid.UUID, user: CurrentUser, session: DbSession
     return ProjectRead.model_validate(service.archive_project(session, project, user))
 
 
-@router.get("/projects/{project_id}/members", response_model=list[MemberRead])
-def list_members(project_id: uuid.UUID, user: CurrentUser, session: DbSession) -> list[MemberRead]:
-    project = service.get_project_for_admin(session, project_id, user)
-    return [
-        MemberRead(
-            user_id=u.id,
-            username=u.username,
-            role=u.role,
-            status=m.status,
-            qualified_at=m.qualified_at,
-            excluded=m.excluded_at is not None,
-            joined_at=m.created_at,
-        )
-        for m, u in service.list_members(session, project.id)
-    ]
-
-
-@router.post("/projects/{project_id}/members", response_model=MemberRead, status_code=status.HTTP_201_CREATED)
-def add_member(project_id: uuid.UUID, body: MemberAdd, user: CurrentUser, session: DbSession) -> MemberRead:
-    project = service.get_project_for_admin(session, project_id, user)
-    membership = service.add_member(session, project, user, username=body.username, user_id=body.user_id)
-    member = next(u for m, u in service.list_members(session, project.id) if m.id == membership.id)
+def _member_read(membership: ProjectMembership, member: User) -> MemberRead:
     return MemberRead(
         user_id=member.id,
         username=member.username,
@@ -78,6 +59,19 @@ def add_member(project_id: uuid.UUID, body: MemberAdd, user: CurrentUser, sessio
         excluded=membership.excluded_at is not None,
         joined_at=membership.created_at,
     )
+
+
+@router.get("/projects/{project_id}/members", response_model=list[MemberRead])
+def list_members(project_id: uuid.UUID, user: CurrentUser, session: DbSession) -> list[MemberRead]:
+    project = service.get_project_for_admin(session, project_id, user)
+    return [_member_read(m, u) for m, u in service.list_members(session, project.id)]
+
+
+@router.post("/projects/{project_id}/members", response_model=MemberRead, status_code=status.HTTP_201_CREATED)
+def add_member(project_id: uuid.UUID, body: MemberAdd, user: CurrentUser, session: DbSession) -> MemberRead:
+    project = service.get_project_for_admin(session, project_id, user)
+    membership = service.add_member(session, project, user, username=body.username, user_id=body.user_id)
+    return _member_read(membership, session.get_one(User, membership.user_id))
 
 
 @router.delete("/projects/{project_id}/members/{user_id}", status_code=status.HTTP_204_NO_CONTENT)

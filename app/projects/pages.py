@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import Response
@@ -231,7 +231,7 @@ async def import_submit(
 ) -> Response:
     """Upload a file from the project page; a dry run shows what would be created, duplicated or rejected."""
     project = await run_in_threadpool(service.get_project, session, project_id, admin)
-    preview = await run_in_threadpool(_preview_rows, file.file)
+    preview = await run_in_threadpool(items_service.preview_lines, file.file)
     try:
         options = items_service.import_options(project, items_api.parse_pairs(pairs))
         tally = await run_in_threadpool(
@@ -257,33 +257,3 @@ async def import_submit(
         "projects/_import_result.html",
         {"error": None, "tally": tally, "preview": preview, "dry_run": dry_run is not None},
     )
-
-
-def _preview_rows(handle: Any, limit: int = 5) -> list[dict[str, Any]]:
-    """The first lines of the upload, shortened, so the admin sees what the file holds before importing."""
-    rows: list[dict[str, Any]] = []
-    for number, raw in enumerate(handle, start=1):
-        if len(rows) >= limit:
-            break
-        try:
-            record = json.loads(raw)
-        except ValueError:
-            rows.append({"line": number, "prompt": raw[:120].decode(errors="replace"), "responses": "?"})
-            continue
-        if isinstance(record, dict):
-            answers = (
-                record.get("responses")
-                or record.get("completions")
-                or [record.get("chosen"), record.get("rejected")]
-            )
-            rows.append(
-                {
-                    "line": number,
-                    "prompt": str(record.get("prompt", record.get("chosen", "")))[:160],
-                    "responses": len([a for a in answers if a is not None])
-                    if isinstance(answers, list)
-                    else "?",
-                }
-            )
-    handle.seek(0)
-    return rows
