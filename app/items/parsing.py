@@ -31,12 +31,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import combinations
+from json.encoder import encode_basestring_ascii
 from typing import Any, Literal, TypeAlias
+
+import orjson
 
 ROLES = ("user", "assistant", "system")
 # Column widths of the items tables: checked here so a bad line gets a message, not a database error.
@@ -46,6 +50,11 @@ MAX_MODEL_CHARS = 200
 _UTF8_BOM = b"\xef\xbb\xbf"
 # A JSON escape that decodes to NUL or to a UTF-16 surrogate: only lines containing one need the full scan.
 _SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})")
+# orjson reads integers beyond 64 bits as floats, so lines with a run of 19 digits go to the exact decoder.
+# Found by mapping digits to "0" and the rest to " " (a C table lookup) and a substring search: several times
+# faster than a regular expression.
+_DIGITS_AS_ZERO = bytes(48 if 48 <= code <= 57 else 32 for code in range(256))
+_LONG_DIGIT_RUN = b"0" * 19
 _HH_MARKER = re.compile(r"\n\n(Human|Assistant):")
 _HH_REPLY = "\n\nAssistant:"
 _HH_ROLES = {"Human": "user", "Assistant": "assistant"}
@@ -191,14 +200,14 @@ def content_hash(prompt: Prompt, texts: Iterable[str]) -> str:
 
     Canonical JSON: json.dumps([prompt, texts], ensure_ascii=True, sort_keys=True, separators=(",", ":")).
     """
-    # Built from parts because json.dumps of a lone string is a single fast C call; ASCII escapes keep the
-    # form exact (every code point survives, even a lone surrogate).
+    # Built from parts: json.dumps of a lone string is encode_basestring_ascii, one C call; ASCII escapes
+    # keep the form exact (every code point survives, even a lone surrogate).
     head = (
-        json.dumps(prompt)
+        encode_basestring_ascii(prompt)
         if isinstance(prompt, str)
         else json.dumps(prompt, sort_keys=True, separators=(",", ":"))
     )
-    canonical = f"[{head},[{','.join(map(json.dumps, texts))}]]"
+    canonical = f"[{head},[{','.join(map(encode_basestring_ascii, texts))}]]"
     return hashlib.sha256(canonical.encode("ascii")).hexdigest()
 
 
@@ -279,7 +288,7 @@ def _parse_raw(line: int, raw: bytes, options: ImportOptions) -> ParseResult:
     if len(raw) > options.max_line_bytes:
         return LineError(line, f"line is {len(raw)} bytes; the limit is {options.max_line_bytes}")
     try:
-        record = _decode_json(raw.decode("utf-8"))
+        record = _decode_line(raw)
     except UnicodeDecodeError as exc:
         return LineError(line, f"not valid UTF-8: byte {exc.start + 1} of the line cannot be decoded")
     except _LineProblem as problem:
@@ -287,9 +296,25 @@ def _parse_raw(line: int, raw: bytes, options: ImportOptions) -> ParseResult:
     return _parse_checked(line, record, options, scan=_SUSPECT_ESCAPE.search(raw) is not None)
 
 
+def _decode_line(raw: bytes) -> Any:
+    """orjson for the common line; the standard decoder for the rest, and for its exact error messages.
+
+    Whatever orjson accepts the standard decoder reads to the same value (long integers aside, which are
+    routed around it), so the fast path changes speed only. Everything orjson refuses (bad JSON or UTF-8,
+    NaN, numbers out of range, lone surrogates, deep nesting) is decoded again by the standard decoder,
+    which accepts it or says precisely what is wrong.
+    """
+    if _LONG_DIGIT_RUN not in raw.translate(_DIGITS_AS_ZERO):
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
+    return _decode_json(raw.decode("utf-8"))
+
+
 def _decode_json(text: str) -> Any:
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except json.JSONDecodeError as exc:
         where = f"line {exc.lineno} column {exc.colno}" if exc.lineno > 1 else f"column {exc.colno}"
         raise _LineProblem(f"not valid JSON: {exc.msg} at {where}") from None
@@ -302,6 +327,14 @@ def _decode_json(text: str) -> Any:
 def _reject_constant(name: str) -> Any:
     # NaN and Infinity are Python extensions to JSON that the database's JSON columns refuse.
     raise ValueError(f"{name} is not allowed (JSON has no NaN or Infinity)")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        raise ValueError(f"the number {shown} is too large to store")
+    return value
 
 
 def _load_array(data: bytes | str) -> list[Any] | LineError:
@@ -343,6 +376,8 @@ def _find_unstorable(record: Any) -> str | None:
                 stack.append((f"{path}.{key}" if path else str(key), child))
         elif isinstance(value, list):
             stack.extend((f"{path}[{index}]", child) for index, child in reversed(list(enumerate(value))))
+        elif isinstance(value, float) and not math.isfinite(value):
+            return f"{path or 'the line'} is {value}, which cannot be stored (JSON has no NaN or Infinity)"
     return None
 
 

@@ -511,6 +511,27 @@ def test_values_the_database_cannot_store_are_refused() -> None:
     assert bad_utf8 == LineError(1, "not valid UTF-8: byte 13 of the line cannot be decoded")
 
 
+def test_numbers_are_read_exactly_or_refused() -> None:
+    big = 123456789012345678901234567890
+    line = f'{{"id": {big}, "prompt": "p", "responses": ["a", "b"], "metadata": {{"n": -{big}, "x": 0.1}}}}'
+    [[item]] = list(parse_jsonl([line.encode()]))
+    assert item.external_id == str(big)
+    assert item.metadata == {"n": -big, "x": 0.1}
+    [too_large] = list(parse_jsonl([b'{"prompt": "p", "responses": ["a", "b"], "metadata": {"n": 1e400}}']))
+    assert too_large == LineError(1, "not valid JSON: the number 1e400 is too large to store")
+    # Records decoded elsewhere (a JSON array read with Python's json) may hold NaN or an infinity.
+    record = {"prompt": "p", "responses": ["a", "b"], "metadata": {"score": float("nan")}}
+    problem = parse_record(4, record)
+    assert isinstance(problem, LineError) and problem.line == 4
+    assert problem.error.startswith("metadata.score is nan, which cannot be stored")
+
+
+def test_duplicate_keys_and_whitespace_read_as_the_json_module_does() -> None:
+    raw = b' {"prompt": "first", "prompt": "p", "responses": ["a", "b"]} \r'
+    [[item]] = list(parse_jsonl([raw]))
+    assert item.prompt == "p"
+
+
 def test_hostile_input_never_raises() -> None:
     weird: list[Any] = [
         None,
