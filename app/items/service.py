@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import uuid
 from collections.abc import Iterable, Iterator
@@ -14,10 +15,12 @@ from sqlalchemy.orm import Session
 
 from app.accounts.models import User
 from app.audit import service as audit
-from app.db import bulk_insert, utcnow
-from app.items import exceptions
+from app.db import utcnow
+from app.items import exceptions, repository
 from app.items.models import Item, Response
 from app.items.parsing import ImportOptions, LineError, ParsedItem, ParseResult, parse_lines
+from app.items.pipeline import BatchReader
+from app.items.repository import encode_json
 from app.projects.models import Project
 from app.projects.questions import (
     AnswerError,
@@ -88,15 +91,14 @@ def import_items(
         sa.select(sa.func.coalesce(sa.func.max(Item.seq), 0)).where(Item.project_id == project.id)
     )
     seen: set[str] = set()
-    batch: list[ParsedItem] = []
-    for result in _checked(results, questions, max_responses, tally, tracker):
-        batch.append(result)
-        if len(batch) >= BATCH_SIZE:
-            seq = _write_batch(session, project, questions, batch, seen, tally, purpose, seq or 0)
-            batch = []
+    checked = _checked(results, questions, max_responses, tally, tracker)
+    with BatchReader(checked, BATCH_SIZE) as batches:
+        for batch in batches:
+            # A rejected import is rolled back whole: after its first bad line, only the checking goes on.
+            if skip_bad_lines or not tally.errors_total:
+                seq = _write_batch(session, project, questions, batch, seen, tally, purpose, seq or 0)
             if on_progress:
                 on_progress(tally)
-    seq = _write_batch(session, project, questions, batch, seen, tally, purpose, seq or 0)
     if tally.errors_total and not skip_bad_lines:
         savepoint.rollback()
         raise exceptions.ImportRejected(details=[{"line": e.line, "error": e.error} for e in tally.errors])
@@ -206,65 +208,85 @@ def _write_batch(
     if not batch:
         return seq
     keys = [_dedup_key(item) for item in batch]
-    existing = set(
-        session.scalars(
-            sa.select(Item.dedup_key).where(Item.project_id == project.id, Item.dedup_key.in_(set(keys)))
-        )
-    )
-    item_rows: list[dict[str, Any]] = []
-    response_rows: list[dict[str, Any]] = []
-    now = utcnow()
+    existing = repository.existing_dedup_keys(session, project.id, set(keys))
+    fresh: list[tuple[ParsedItem, str]] = []
     for item, key in zip(batch, keys, strict=True):
         if key in existing or key in seen:
             tally.duplicates += 1
-            continue
-        seen.add(key)
-        seq += 1
-        item_id = uuid.uuid4()
-        response_ids = [uuid.uuid4() for _ in item.responses]
-        gold = None
-        item_purpose = purpose
+        else:
+            seen.add(key)
+            fresh.append((item, key))
+    if fresh:
+        item_rows, response_rows = _rows(project, questions, fresh, purpose, seq)
+        repository.insert_rows(session, item_rows, response_rows)
+        tally.created += len(fresh)
+    return seq + len(fresh)
+
+
+def _rows(
+    project: Project, questions: list[Question], fresh: list[tuple[ParsedItem, str]], purpose: str, seq: int
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """Item and response rows in the repository's column order, numbered on from seq."""
+    ids = iter(_new_ids(len(fresh) + sum(len(item.responses) for item, _ in fresh)))
+    project_id, now = project.id.bytes, utcnow()
+    item_rows: list[tuple[Any, ...]] = []
+    response_rows: list[tuple[Any, ...]] = []
+    for seq, (item, key) in enumerate(fresh, start=seq + 1):  # noqa: B020 - seq numbers on from here
+        item_id = next(ids)
+        response_ids = [next(ids) for _ in item.responses]
+        gold, item_purpose = None, purpose
         if item.gold is not None:
-            answers = _gold_answers(item, questions, [str(r) for r in response_ids])
-            gold = {"answers": answers, "explanation": (item.gold or {}).get("explanation")}
+            answers = _gold_answers(item, questions, [str(uuid.UUID(bytes=r)) for r in response_ids])
+            gold = encode_json({"answers": answers, "explanation": item.gold.get("explanation")})
             item_purpose = "training" if purpose == "training" else "gold"
         item_rows.append(
-            {
-                "id": item_id,
-                "project_id": project.id,
-                "seq": seq,
-                "external_id": item.external_id,
-                "dedup_key": key,
-                "content_hash": item.content_hash,
-                "source_group": item.source_group,
-                "prompt": item.prompt,
-                "metadata": item.metadata,
-                "purpose": item_purpose,
-                "gold": gold,
-                "random_key": _random.randrange(2**31),
-                "annotation_count": 0,
-                "assigned_count": 0,
-                "is_complete": False,
-                "created_at": now,
-            }
-        )
-        for position, (response, response_id) in enumerate(zip(item.responses, response_ids, strict=True)):
-            response_rows.append(
-                {
-                    "id": response_id,
-                    "item_id": item_id,
-                    "position": position,
-                    "source_position": response.source_position,
-                    "text": response.text,
-                    "model": response.model,
-                    "metadata": response.metadata,
-                }
+            (
+                item_id,
+                project_id,
+                seq,
+                item.external_id,
+                key,
+                item.content_hash,
+                item.source_group,
+                encode_json(item.prompt),
+                encode_json(item.metadata) if item.metadata else b"{}",
+                item_purpose,
+                gold,
+                _random.getrandbits(31),
+                0,
+                0,
+                False,
+                now,
             )
-    if item_rows:
-        bulk_insert(session, Item.__table__, item_rows)  # type: ignore[arg-type]
-        bulk_insert(session, Response.__table__, response_rows)  # type: ignore[arg-type]
-        tally.created += len(item_rows)
-    return seq
+        )
+        response_rows.extend(
+            (
+                rid,
+                item_id,
+                position,
+                r.source_position,
+                r.text,
+                r.model,
+                encode_json(r.metadata) if r.metadata else b"{}",
+            )
+            for position, (r, rid) in enumerate(zip(item.responses, response_ids, strict=True))
+        )
+    return item_rows, response_rows
+
+
+# Version 4 (random) UUIDs: the version nibble is 4 and the variant bits are 10.
+_V4_KEEP = bytes.fromhex("ffffffffffff0fff3fffffffffffffff")
+_V4_SET = bytes.fromhex("00000000000040008000000000000000")
+
+
+def _new_ids(count: int) -> list[bytes]:
+    """count random version 4 UUIDs as 16 bytes each, made in a few big-integer steps (uuid4() is slow)."""
+    size = 16 * count
+    bits = int.from_bytes(os.urandom(size)) & int.from_bytes(_V4_KEEP * count) | int.from_bytes(
+        _V4_SET * count
+    )
+    data = bits.to_bytes(size)
+    return [data[start : start + 16] for start in range(0, size, 16)]
 
 
 def _dedup_key(item: ParsedItem) -> str:
