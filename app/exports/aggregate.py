@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from array import array
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -25,7 +25,8 @@ Status = Literal["pairs", "tie", "both_bad", "unresolved", "none"]
 class Vote:
     """One counted annotation as the export reads it: a preference choice and strength, or a ranking."""
 
-    user_id: uuid.UUID
+    # The rater as an opaque key (a UUID, or its text where the database grouped the votes).
+    user_id: Hashable
     blocked: bool
     guidelines_version: int
     choice: str | None = None
@@ -82,10 +83,10 @@ class LabelArrays:
     # Preference classes, or for rankings each response's place (units are then item x response).
     value: array[float] = field(default_factory=lambda: array("d"))
     unit_items: list[uuid.UUID] = field(default_factory=list)
-    raters: dict[uuid.UUID, int] = field(default_factory=dict)
+    raters: dict[Hashable, int] = field(default_factory=dict)
     n_units: int = 0
 
-    def _add(self, unit: int, user_id: uuid.UUID, value: float) -> None:
+    def _add(self, unit: int, user_id: Hashable, value: float) -> None:
         self.unit.append(unit)
         self.rater.append(self.raters.setdefault(user_id, len(self.raters)))
         self.value.append(value)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import queue
+import threading
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC
 from itertools import islice
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -28,6 +30,10 @@ from app.exports.rows import canonical, pair_rows, rater_pseudonym, rating_rows,
 from app.exports.schemas import ExportOptions
 
 CHUNK_ITEMS = 500
+# Chunks read ahead of the writer: enough to cover a fetch, few enough to keep memory flat.
+READ_AHEAD_CHUNKS = 2
+
+T = TypeVar("T")
 
 Progress = Callable[[float], None]
 
@@ -61,7 +67,7 @@ class Tally:
 
     items: int = 0
     annotations: int = 0
-    raters: set[uuid.UUID] = field(default_factory=set)
+    raters: set[Hashable] = field(default_factory=set)
     guidelines_versions: Counter[int] = field(default_factory=Counter)
     steps: dict[str, int] = field(default_factory=dict)
     dropped: Counter[str] = field(default_factory=Counter)
@@ -109,36 +115,95 @@ def iter_groups(
 ) -> Iterator[ItemGroup]:
     """Items with at least one counted vote, in export order, with their responses and votes."""
     kind = plan.question_kind
-    items = repository.stream_items(session, plan.project_id, with_prompt=with_text)
+    items = iter(repository.stream_items(session, plan.project_id, with_prompt=with_text))
     responses = _Follower(repository.stream_responses(session, plan.project_id, with_text=with_text))
-    votes = _Follower(
-        repository.stream_votes(
-            session,
-            plan.project_id,
-            preference=plan.question if kind == "preference" else None,
-            ranking=plan.question if kind == "ranking" else None,
-            scores=list(plan.score_questions),
-        )
+    votes = repository.stream_votes(
+        session,
+        plan.project_id,
+        preference=plan.question if kind == "preference" else None,
+        ranking=plan.question if kind == "ranking" else None,
+        scores=list(plan.score_questions),
     )
-    for row in items:
-        item_id = row[0]
+    # Every stream walks the items in id order and votes come grouped by item, so the votes lead the merge;
+    # votes of an item that is no longer live find no item row and are passed over.
+    item = next(items, None)
+    for vote_item, found in votes:
+        while item is not None and item[0] < vote_item:
+            if tick is not None:
+                tick()
+            item = next(items, None)
+        if item is None:
+            return
+        if item[0] != vote_item:
+            continue
         if tick is not None:
             tick()
-        found = votes.rows_of(item_id)
-        answers = responses.rows_of(item_id)
-        if not found:
-            continue
-        item_votes = [Vote(v[1], bool(v[2]), v[3], v[4], v[5], v[6], tuple(v[7:])) for v in found]
+        answers = responses.rows_of(vote_item)
+        item_votes = [Vote(v[0], bool(v[1]), v[2], v[3], v[4], v[5], tuple(v[6:])) for v in found]
         ids = [str(r[1]) for r in answers]
         texts = [r[3] for r in answers] if with_text else []
         models = [r[4] for r in answers] if with_text else []
-        prompt = row[2] if with_text else None
-        yield ItemGroup(item_id, row[1], prompt, ids, texts, models, item_votes)
+        yield ItemGroup(vote_item, item[1], item[2] if with_text else None, ids, texts, models, item_votes)
+        item = next(items, None)
+    if tick is not None and item is not None:
+        tick()
+        for _ in items:
+            tick()
 
 
 def chunked(groups: Iterator[ItemGroup], size: int = CHUNK_ITEMS) -> Iterator[list[ItemGroup]]:
     while chunk := list(islice(groups, size)):
         yield chunk
+
+
+def read_chunks(session: Session, groups: Iterator[ItemGroup]) -> Iterator[list[ItemGroup]]:
+    """Chunks of groups; on PostgreSQL read ahead by a thread, so the server works while rows are written.
+
+    Only that thread touches the session until the stream ends. SQLite reads in this process, where a
+    thread would only take turns with the writer.
+    """
+    chunks = chunked(groups)
+    if session.get_bind().dialect.name != "postgresql":
+        return chunks
+    return read_ahead(chunks, READ_AHEAD_CHUNKS)
+
+
+def read_ahead(source: Iterator[T], depth: int) -> Iterator[T]:
+    """Items of source produced by a thread at most `depth` ahead of the consumer; errors are re-raised."""
+    ready: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for value in source:
+                while not stop.is_set():
+                    try:
+                        ready.put((True, value), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            ready.put((False, None))
+        except BaseException as error:
+            ready.put((False, error))
+
+    def consume() -> Iterator[T]:
+        thread = threading.Thread(target=produce, name="export-read-ahead", daemon=True)
+        thread.start()
+        try:
+            while True:
+                more, value = ready.get()
+                if not more:
+                    if value is not None:
+                        raise value
+                    return
+                yield value
+        finally:
+            stop.set()
+            thread.join()
+
+    return consume()
 
 
 def _ticker(total: int, start: float, span: float, progress: Progress | None) -> Callable[[], None] | None:
@@ -161,8 +226,9 @@ def fit_dawid_skene(
 ) -> DawidSkeneLabels:
     """The first pass: every counted preference vote, fitted per project and question."""
     labels = LabelArrays()
-    for group in iter_groups(session, plan, with_text=False, tick=tick):
-        labels.add_preference(group)
+    for chunk in read_chunks(session, iter_groups(session, plan, with_text=False, tick=tick)):
+        for group in chunk:
+            labels.add_preference(group)
     tally.labels = labels
     return DawidSkeneLabels.fit(labels)
 
@@ -284,7 +350,7 @@ def iter_rows(
         tally.labels = LabelArrays()
     seen: set[int] = set()
     tick = _ticker(total, start, 1.0 - start, progress)
-    for chunk in chunked(iter_groups(session, plan, with_text=True, tick=tick)):
+    for chunk in read_chunks(session, iter_groups(session, plan, with_text=True, tick=tick)):
         _count_inputs(tally, chunk)
         if fitted is None and tally.labels is not None:
             for group in chunk:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session
 
 from app.annotation.models import Annotation
@@ -91,6 +95,19 @@ def _blocking_flag() -> sa.ColumnElement[bool]:
     return sa.or_(*(as_text.like(f'%"{flag}"%') for flag in BLOCKING_FLAGS))
 
 
+def _vote_columns(preference: str | None, ranking: str | None, scores: list[str]) -> list[Any]:
+    nothing = sa.null()
+    return [
+        Annotation.user_id,
+        _blocking_flag(),
+        Annotation.guidelines_version,
+        Annotation.answers[(preference, "choice")].as_string() if preference else nothing,
+        Annotation.answers[(preference, "strength")].as_integer() if preference else nothing,
+        Annotation.answers[ranking] if ranking else nothing,
+        *(Annotation.answers[name] for name in scores),
+    ]
+
+
 def stream_votes(
     session: Session,
     project_id: uuid.UUID,
@@ -98,23 +115,35 @@ def stream_votes(
     preference: str | None,
     ranking: str | None,
     scores: list[str],
-) -> Iterator[Any]:
-    """(item_id, user_id, blocked, guidelines_version, choice, strength, ranking, *scores) per counted annotation.
+) -> Iterator[tuple[Any, list[Sequence[Any]]]]:
+    """(item_id, votes) per item with counted annotations, each vote being
+    (rater, blocked, guidelines_version, choice, strength, ranking, *scores) in the order they were given.
 
-    A preference answer arrives as its two scalars, so only rankings and ratings are parsed as JSON.
+    A preference answer arrives as its two scalars, so only rankings and ratings are parsed as JSON. The rater
+    is an opaque key: a UUID, or its text where PostgreSQL grouped the votes.
     """
-    nothing = sa.null()
-    columns: list[Any] = [
-        Annotation.item_id,
-        Annotation.user_id,
-        _blocking_flag(),
-        Annotation.guidelines_version,
-        Annotation.answers[(preference, "choice")].as_string() if preference else nothing,
-        Annotation.answers[(preference, "strength")].as_integer() if preference else nothing,
-        Annotation.answers[ranking] if ranking else nothing,
-    ]
-    columns += [Annotation.answers[name] for name in scores]
-    return _stream(session, _annotations_select(project_id, columns))
+    columns = _vote_columns(preference, ranking, scores)
+    if session.get_bind().dialect.name == "postgresql":
+        return _grouped_votes(session, project_id, columns)
+    rows = _stream(session, _annotations_select(project_id, [Annotation.item_id, *columns]))
+    return ((item_id, [row[1:] for row in group]) for item_id, group in groupby(rows, key=itemgetter(0)))
+
+
+def _grouped_votes(
+    session: Session, project_id: uuid.UUID, columns: list[Any]
+) -> Iterator[tuple[Any, list[Sequence[Any]]]]:
+    # PostgreSQL gathers each item's votes into one JSON array: a third of the rows cross the wire, and the
+    # grouping runs in the server while this process writes the previous rows.
+    votes = sa.func.json_agg(
+        aggregate_order_by(sa.func.json_build_array(*columns), Annotation.created_at, Annotation.id)
+    )
+    statement = (
+        _annotations_select(project_id, [Annotation.item_id, votes])
+        .group_by(Annotation.item_id)
+        .order_by(None)
+        .order_by(Annotation.item_id)
+    )
+    return _stream(session, statement)
 
 
 def stream_annotations(session: Session, project_id: uuid.UUID) -> Iterator[Any]:
@@ -170,23 +199,50 @@ def list_exports(session: Session, project_id: uuid.UUID, limit: int = 50) -> li
     return list(session.scalars(statement))
 
 
-def claim_queued_export(session: Session) -> uuid.UUID | None:
-    """Mark the oldest queued export running and return its id; each export goes to one worker."""
+def _claimable(stale_before: datetime) -> sa.ColumnElement[bool]:
+    # A running export whose heartbeat stopped lost its worker (killed, out of memory, machine gone).
+    stale = sa.and_(
+        Export.status == "running",
+        sa.func.coalesce(Export.heartbeat_at, Export.started_at, Export.created_at) < stale_before,
+    )
+    return sa.or_(Export.status == "queued", stale)
+
+
+def claim_export(session: Session, stale_before: datetime) -> tuple[uuid.UUID, int] | None:
+    """Mark the oldest queued (or abandoned running) export running; returns its id and attempt number.
+
+    Each export goes to one worker: PostgreSQL skips rows another worker has locked, and on SQLite the
+    guarded update does the same job.
+    """
     statement = (
-        sa.select(Export.id).where(Export.status == "queued").order_by(Export.created_at, Export.id).limit(1)
+        sa.select(Export.id, Export.attempts)
+        .where(_claimable(stale_before))
+        .order_by(Export.created_at, Export.id)
+        .limit(1)
     )
     if session.get_bind().dialect.name == "postgresql":
         statement = statement.with_for_update(skip_locked=True)
-    export_id = session.scalar(statement)
-    if export_id is None:
+    found = session.execute(statement).first()
+    if found is None:
         return None
-    # On SQLite the guarded update is what stops two processes from taking the same export.
+    export_id, attempts = found
+    now = utcnow()
     claimed = session.execute(
         sa.update(Export)
-        .where(Export.id == export_id, Export.status == "queued")
-        .values(status="running", started_at=utcnow(), progress=0.0)
+        .where(Export.id == export_id, Export.attempts == attempts, _claimable(stale_before))
+        .values(status="running", started_at=now, heartbeat_at=now, progress=0.0, attempts=attempts + 1)
     )
-    return export_id if claimed.rowcount == 1 else None  # type: ignore[attr-defined]
+    return (export_id, attempts + 1) if claimed.rowcount == 1 else None  # type: ignore[attr-defined]
+
+
+def beat(session: Session, export_id: uuid.UUID, attempt: int) -> bool:
+    """Renew a running export's heartbeat; False once it is no longer this attempt's to build."""
+    renewed = session.execute(
+        sa.update(Export)
+        .where(Export.id == export_id, Export.status == "running", Export.attempts == attempt)
+        .values(heartbeat_at=utcnow())
+    )
+    return bool(renewed.rowcount == 1)  # type: ignore[attr-defined]
 
 
 def set_progress(session: Session, export_id: uuid.UUID, progress: float) -> None:
