@@ -6,10 +6,13 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from app.db import database
+from app.db import database, utcnow
 from app.errors import AppError
 from app.exports import repository, service
 from app.exports.models import Export
@@ -17,6 +20,11 @@ from app.exports.models import Export
 logger = logging.getLogger("prefhub.exports.jobs")
 
 POLL_SECONDS = 1.0
+# A running build renews its heartbeat this often; one silent for LEASE_SECONDS lost its worker and is
+# claimed again, up to MAX_ATTEMPTS builds in all (an export that kills every worker must not loop forever).
+HEARTBEAT_SECONDS = 10.0
+LEASE_SECONDS = 120.0
+MAX_ATTEMPTS = 3
 # Progress is written at most this often: each write is its own small transaction.
 PROGRESS_EVERY_SECONDS = 1.0
 
@@ -34,11 +42,39 @@ def _session() -> Session:
     return session
 
 
-def claim_next() -> uuid.UUID | None:
+def claim_next(now: datetime | None = None) -> tuple[uuid.UUID, int] | None:
+    """Claim the next export to build, a queued one or one whose worker stopped: (id, attempt)."""
+    stale_before = (now or utcnow()) - timedelta(seconds=LEASE_SECONDS)
     with Session(bind=database.engine, expire_on_commit=False) as session:
-        export_id = repository.claim_queued_export(session)
+        claimed = repository.claim_export(session, stale_before)
         session.commit()
-        return export_id
+        return claimed
+
+
+@contextmanager
+def heartbeat(export_id: uuid.UUID, attempt: int) -> Iterator[None]:
+    """Renew the export's heartbeat from a thread for as long as the build runs."""
+    done = threading.Event()
+
+    def beat() -> None:
+        while not done.wait(HEARTBEAT_SECONDS):
+            try:
+                with Session(bind=database.engine) as session:
+                    renewed = repository.beat(session, export_id, attempt)
+                    session.commit()
+            except Exception:
+                logger.exception("export %s heartbeat failed", export_id)
+                continue
+            if not renewed:
+                return
+
+    thread = threading.Thread(target=beat, name=f"export-heartbeat-{export_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
 
 
 def _progress_writer(export_id: uuid.UUID) -> service.Progress:
@@ -63,19 +99,14 @@ def _fail(export_id: uuid.UUID, message: str) -> None:
         session.commit()
 
 
-def run_export(export_id: uuid.UUID) -> None:
+def run_export(export_id: uuid.UUID, attempt: int = 1) -> None:
     """Build one claimed export in its own transaction; a failure is recorded on the export."""
+    if attempt > MAX_ATTEMPTS:
+        _fail(export_id, f"The export was given up after {MAX_ATTEMPTS} attempts whose worker stopped.")
+        return
     try:
-        # The build only reads; the outcome is written afterwards in a short transaction of its own, so on
-        # SQLite the long read never has to become a write after progress updates were committed.
-        with _session() as session:
-            export = session.get(Export, export_id)
-            if export is None:
-                return
-            built = service.build_export_file(session, export, _progress_writer(export_id))
-        with Session(bind=database.engine, expire_on_commit=False) as session:
-            service.finish_export(session.get_one(Export, export_id), built)
-            session.commit()
+        with heartbeat(export_id, attempt):
+            _build(export_id)
     except AppError as error:
         _fail(export_id, error.message)
     except Exception:
@@ -83,14 +114,27 @@ def run_export(export_id: uuid.UUID) -> None:
         _fail(export_id, "The export failed with an internal error; the server log has the details.")
 
 
+def _build(export_id: uuid.UUID) -> None:
+    # The build only reads; the outcome is written afterwards in a short transaction of its own, so on
+    # SQLite the long read never has to become a write after progress updates were committed.
+    with _session() as session:
+        export = session.get(Export, export_id)
+        if export is None:
+            return
+        built = service.build_export_file(session, export, _progress_writer(export_id))
+    with Session(bind=database.engine, expire_on_commit=False) as session:
+        service.finish_export(session.get_one(Export, export_id), built)
+        session.commit()
+
+
 def run_pending() -> int:
     """Build queued exports until none is left; returns how many were built."""
     built = 0
     while not _stop.is_set():
-        export_id = claim_next()
-        if export_id is None:
+        claimed = claim_next()
+        if claimed is None:
             return built
-        run_export(export_id)
+        run_export(*claimed)
         built += 1
     return built
 

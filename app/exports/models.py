@@ -32,4 +32,7 @@ class Export(UUIDPrimaryKey, Timestamps, Base):
     file_name: Mapped[str | None] = mapped_column(sa.String(300))
     error: Mapped[str | None] = mapped_column(sa.Text)
     started_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+    # A running build's worker renews this while it works; a build whose heartbeat stops is claimed again.
+    heartbeat_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+    attempts: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
     finished_at: Mapped[datetime | None] = mapped_column(TZDateTime)

@@ -338,13 +338,16 @@ def build_export_file(session: Session, export: Export, progress: Progress | Non
     """Write a recorded export's zip (split files and README.md); reads only, so it can hold one snapshot."""
     project = session.get_one(Project, export.project_id)
     plan = plan_export(session, project, ExportOptions.model_validate(export.params))
-    work = exports_dir() / f".build-{export.id}"
+    # Each attempt builds in a folder of its own: one whose worker was taken for dead may still be writing.
+    work = exports_dir() / f".build-{export.id}-{export.attempts}"
     target = export_path(export)
     try:
+        for earlier in range(export.attempts):
+            shutil.rmtree(exports_dir() / f".build-{export.id}-{earlier}", ignore_errors=True)
         if work.exists():
             shutil.rmtree(work)
         built = write_dataset(session, plan, work, progress)
-        partial = target.with_suffix(".part")
+        partial = target.with_suffix(f".part{export.attempts}")
         _zip(work, ["README.md", *(name for _, name in built.files)], partial)
         partial.replace(target)
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -12,6 +13,8 @@ import sqlalchemy as sa
 
 from app.accounts import service as accounts_service
 from app.accounts.models import User
+from app.db import utcnow
+from app.exports import jobs
 from app.exports.models import Export
 from app.items.models import Item, Response
 from tests.exports.helpers import insert_vote, zip_members
@@ -84,3 +87,64 @@ def test_a_failing_build_is_marked_failed_with_its_reason(live_server: Any) -> N
     assert stored.status == "failed"
     assert stored.error == "The project has no question named 'renamed'."
     assert stored.finished_at is not None
+
+
+def _stuck_export(live_server: Any, project_id: str, *, silent_for: timedelta, attempts: int) -> uuid.UUID:
+    """An export left "running" by a worker whose last heartbeat was `silent_for` ago."""
+    beat = utcnow() - silent_for
+    with live_server.sessions() as session:
+        export = Export(
+            project_id=uuid.UUID(project_id),
+            params={"format": "preference"},
+            status="running",
+            started_at=beat,
+            heartbeat_at=beat,
+            attempts=attempts,
+        )
+        session.add(export)
+        session.commit()
+        return export.id
+
+
+def _wait_for(live_server: Any, export_id: uuid.UUID, status: str) -> Export:
+    deadline = time.monotonic() + WAIT_SECONDS
+    while True:
+        with live_server.sessions() as session:
+            stored = session.get_one(Export, export_id)
+        if stored.status == status or time.monotonic() > deadline:
+            return stored
+        time.sleep(0.2)
+
+
+def test_an_export_whose_worker_died_is_claimed_again_and_built(live_server: Any) -> None:
+    project_id, _ = _seeded(live_server)
+    silent = timedelta(seconds=jobs.LEASE_SECONDS + 60)
+    export_id = _stuck_export(live_server, project_id, silent_for=silent, attempts=1)
+    stored = _wait_for(live_server, export_id, "done")
+    assert stored.status == "done", stored.error
+    assert stored.attempts == 2
+    assert stored.counts["rows_total"] == 3
+
+
+def test_a_running_export_whose_worker_is_alive_is_left_alone(live_server: Any) -> None:
+    project_id, _ = _seeded(live_server)
+    export_id = _stuck_export(live_server, project_id, silent_for=timedelta(seconds=5), attempts=1)
+    try:
+        claimed = jobs.claim_next()
+        assert claimed is None or claimed[0] != export_id
+        # Once its lease runs out, the next claim takes it.
+        later = utcnow() + timedelta(seconds=jobs.LEASE_SECONDS)
+        assert jobs.claim_next(later) == (export_id, 2)
+    finally:
+        with live_server.sessions() as session:
+            session.execute(sa.update(Export).where(Export.id == export_id).values(status="failed"))
+            session.commit()
+
+
+def test_an_export_that_keeps_stopping_its_worker_is_given_up(live_server: Any) -> None:
+    project_id, _ = _seeded(live_server)
+    silent = timedelta(seconds=jobs.LEASE_SECONDS + 60)
+    export_id = _stuck_export(live_server, project_id, silent_for=silent, attempts=jobs.MAX_ATTEMPTS)
+    stored = _wait_for(live_server, export_id, "failed")
+    assert stored.status == "failed"
+    assert stored.error is not None and "given up" in stored.error
