@@ -173,20 +173,29 @@ def read_ahead(source: Iterator[T], depth: int) -> Iterator[T]:
     ready: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
+    def offer(entry: tuple[bool, Any]) -> bool:
+        # Waits for room, but gives up once the consumer has gone, so the thread always ends.
+        while not stop.is_set():
+            try:
+                ready.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
         try:
             for value in source:
-                while not stop.is_set():
-                    try:
-                        ready.put((True, value), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not offer((True, value)):
                     return
-            ready.put((False, None))
+            offer((False, None))
         except BaseException as error:
-            ready.put((False, error))
+            offer((False, error))
+        finally:
+            # Server-side cursors are closed by the thread that used the connection, before it is released.
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()
 
     def consume() -> Iterator[T]:
         thread = threading.Thread(target=produce, name="export-read-ahead", daemon=True)
