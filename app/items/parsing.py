@@ -58,7 +58,6 @@ _LONG_DIGIT_RUN = b"0" * 19
 _HH_MARKER = re.compile(r"\n\n(Human|Assistant):")
 _HH_REPLY = "\n\nAssistant:"
 _HH_ROLES = {"Human": "user", "Assistant": "assistant"}
-_ANSWER_KEYS = ("responses", "completions")
 _ENVELOPE_KEYS = ("external_id", "metadata", "gold")
 
 
@@ -398,7 +397,7 @@ def _string_problem(text: str) -> str | None:
 def _read_source(record: Any, options: ImportOptions) -> _Source:
     if not isinstance(record, dict):
         raise _LineProblem(f"each item must be a JSON object, got {_kind(record)}")
-    if any(key in record for key in _ANSWER_KEYS):
+    if "responses" in record or "completions" in record:
         return _read_native(record, options)
     has_chosen, has_rejected = "chosen" in record, "rejected" in record
     if has_chosen != has_rejected:
@@ -411,7 +410,7 @@ def _read_source(record: Any, options: ImportOptions) -> _Source:
 
 
 def _read_native(record: dict[str, Any], options: ImportOptions) -> _Source:
-    if all(key in record for key in _ANSWER_KEYS):
+    if "responses" in record and "completions" in record:
         raise _LineProblem('give either "responses" or "completions", not both')
     key = "responses" if "responses" in record else "completions"
     prompt = _read_prompt(record["prompt"], options) if "prompt" in record else _missing("prompt")
@@ -422,8 +421,7 @@ def _read_native(record: dict[str, Any], options: ImportOptions) -> _Source:
     if len(values) > options.max_responses:
         raise _LineProblem(f'"{key}" has {len(values)} responses; the limit is {options.max_responses}')
     responses = tuple(
-        _read_response(value, f"{key}[{position}]", position, options)
-        for position, value in enumerate(values)
+        [_read_response(value, key, position, options) for position, value in enumerate(values)]
     )
     return _with_envelope(record, ("prompt", key), prompt, responses, options)
 
@@ -625,7 +623,22 @@ def _read_message(value: Any, field: str, options: ImportOptions) -> dict[str, s
     return {"role": role, "content": content}
 
 
-def _read_response(value: Any, field: str, position: int, options: ImportOptions) -> ParsedResponse:
+def _read_response(value: Any, key: str, position: int, options: ImportOptions) -> ParsedResponse:
+    """One response, read by the short way when it is a plain string or {"text", "model"?} that passes
+    every check, else by _read_full_response, which names the field ("responses[1]") in its errors."""
+    if isinstance(value, str):
+        if _text_fits(value, options):
+            return ParsedResponse(value, None, {}, position)
+    elif isinstance(value, dict):
+        text, model = value.get("text"), value.get("model")
+        plain = len(value) == (2 if "model" in value else 1)
+        model_fits = model is None or (isinstance(model, str) and len(model) <= MAX_MODEL_CHARS)
+        if plain and model_fits and isinstance(text, str) and _text_fits(text, options):
+            return ParsedResponse(text, model or None, {}, position)
+    return _read_full_response(value, f"{key}[{position}]", position, options)
+
+
+def _read_full_response(value: Any, field: str, position: int, options: ImportOptions) -> ParsedResponse:
     if isinstance(value, str):
         return ParsedResponse(_check_text(value, field, options), None, {}, position)
     if not isinstance(value, dict):
@@ -660,6 +673,12 @@ def _read_gold(value: Any, options: ImportOptions) -> dict[str, Any] | None:
         raise _LineProblem('"gold.answers" must be an object mapping each question to its answer')
     explanation = _check_text(value.get("explanation", ""), '"gold.explanation"', options, allow_blank=True)
     return {"answers": answers, "explanation": explanation}
+
+
+def _text_fits(value: str, options: ImportOptions) -> bool:
+    """What _check_text accepts of a string that may not be blank (isspace tests the same characters as
+    strip, without copying the text)."""
+    return len(value) <= options.max_text_chars and bool(value) and not value.isspace()
 
 
 def _check_text(value: Any, field: str, options: ImportOptions, *, allow_blank: bool = False) -> str:
