@@ -31,8 +31,8 @@ class BatchReader(Generic[T]):
     """Iterate over lists of up to batch_size values of `values`, which are drawn on a background thread.
 
     Use it as a context manager: leaving the block stops the thread, even when the caller stops early.
-    An exception raised while drawing values is raised again in the caller, in order, after the batches
-    drawn before it.
+    An exception raised while drawing values is raised again in the caller, after the full batches drawn
+    before it (the values of the unfinished batch are dropped).
     """
 
     def __init__(self, values: Iterable[T], batch_size: int) -> None:
