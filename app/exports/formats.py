@@ -16,9 +16,7 @@ import pyarrow.parquet as pq
 FILE_SUFFIX = {"jsonl": ".jsonl", "parquet": ".parquet", "csv": ".csv"}
 MEDIA_TYPE = {"jsonl": "application/x-ndjson", "parquet": "application/vnd.apache.parquet", "csv": "text/csv"}
 # Rows per Parquet row group: a few megabytes of text each, so memory stays flat while writing.
-PARQUET_ROW_GROUP = 1_000
-
-DICTIONARY_COLUMNS = frozenset({"model", "outcome", "split", "rater", "label"})
+PARQUET_ROW_GROUP = 2_000
 
 MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
 
@@ -212,12 +210,7 @@ class ParquetWriter:
         self.row_group = row_group
         self.columns: list[list[Any]] = [[] for _ in self.names]
         self.buffered = 0
-        # Dictionary pages only for short repeated values: long unique texts would fill a dictionary just to
-        # throw it away, costing memory and time.
-        dictionary = [c.name for c in layout.columns if c.name in DICTIONARY_COLUMNS]
-        self._writer = pq.ParquetWriter(
-            pa.PythonFile(sink, mode="w"), self.schema, compression="zstd", use_dictionary=dictionary
-        )
+        self._writer = pq.ParquetWriter(pa.PythonFile(sink, mode="w"), self.schema, compression="zstd")
 
     def write(self, row: dict[str, Any]) -> None:
         for name, column in zip(self.names, self.columns, strict=True):
