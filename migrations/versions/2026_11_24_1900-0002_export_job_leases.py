@@ -1,8 +1,8 @@
 """export job leases: heartbeat and attempts, so a build whose worker died is claimed again
 
-Revision ID: 0003
+Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-25 12:00:00.000000+00:00
+Create Date: 2026-11-24 19:00:00.000000+00:00
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 
 import app.db
 
-revision: str = '0003'
+revision: str = '0002'
 down_revision: str | None = '0001'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
