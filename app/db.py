@@ -127,8 +127,13 @@ class Database:
             _ = self.engine
         assert self._factory is not None
         session = self._factory()
-        if write and session.get_bind().dialect.name == "sqlite":
-            session.connection(execution_options={SQLITE_IMMEDIATE: True})
+        bind = session.get_bind()
+        if write and bind.dialect.name == "sqlite":
+            if isinstance(bind, Engine):
+                # BEGIN IMMEDIATE when the session first connects, not now: no I/O until it is used.
+                session.bind = bind.execution_options(**{SQLITE_IMMEDIATE: True})
+            else:
+                session.connection(execution_options={SQLITE_IMMEDIATE: True})
         return session
 
 

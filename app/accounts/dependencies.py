@@ -38,6 +38,11 @@ def _bearer(request: Request) -> str | None:
 
 
 def api_user(request: Request, session: DbSession) -> User:
+    return authenticate_bearer(request, session)
+
+
+def authenticate_bearer(request: Request, session: Session) -> User:
+    """The user of the request's bearer token; 401 without a valid one."""
     raw = _bearer(request)
     user = service.user_for_token(session, raw) if raw else None
     if user is None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, status
+from fastapi import APIRouter, Header, Query, Request, status
 from fastapi.responses import Response
+from sqlalchemy.orm import Session
 
-from app.accounts.dependencies import CurrentUser, DbSession
+from app.accounts.dependencies import CurrentUser, DbSession, authenticate_bearer
 from app.annotation import service
 from app.annotation.schemas import (
     AnnotationCorrection,
@@ -22,7 +23,7 @@ from app.annotation.schemas import (
     SubmitResult,
 )
 from app.errors import ERROR_RESPONSES
-from app.routing import TransactionalRoute
+from app.routing import TransactionalRoute, run_in_transaction
 
 router = APIRouter(
     prefix="/api/v1", responses=ERROR_RESPONSES, route_class=TransactionalRoute, tags=["annotation"]
@@ -42,38 +43,45 @@ def to_assignment_read(leased: service.LeasedItem) -> AssignmentRead:
     )
 
 
+# The two calls a rater makes per item run as one transaction in one worker thread (see run_in_transaction).
 @router.post(
     "/projects/{project_id}/assignments/next",
     response_model=AssignmentRead,
     responses={204: {"description": "Nothing left for this rater"}},
 )
-def next_assignment(
-    project_id: uuid.UUID, user: CurrentUser, session: DbSession
-) -> AssignmentRead | Response:
-    leased = service.next_assignment(session, project_id, user)
-    if leased is None:
+async def next_assignment(project_id: uuid.UUID, request: Request) -> AssignmentRead | Response:
+    def work(session: Session) -> AssignmentRead | None:
+        user = authenticate_bearer(request, session)
+        leased = service.next_assignment(session, project_id, user)
+        return None if leased is None else to_assignment_read(leased)
+
+    assignment = await run_in_transaction(request, work)
+    if assignment is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
-    return to_assignment_read(leased)
+    return assignment
 
 
 @router.post("/assignments/{assignment_id}/annotation", response_model=SubmitResult, status_code=201)
-def submit_annotation(
+async def submit_annotation(
     assignment_id: uuid.UUID,
     body: AnnotationSubmit,
-    user: CurrentUser,
-    session: DbSession,
+    request: Request,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> SubmitResult:
-    result = service.submit_annotation(session, assignment_id, user, body, idempotency_key)
-    annotation = result.annotation
-    return SubmitResult(
-        annotation_id=annotation.id,
-        assignment_id=annotation.assignment_id,
-        item_id=annotation.item_id,
-        revision=annotation.revision,
-        created_at=annotation.created_at,
-        feedback=result.feedback,
-    )
+    def work(session: Session) -> SubmitResult:
+        user = authenticate_bearer(request, session)
+        result = service.submit_annotation(session, assignment_id, user, body, idempotency_key)
+        annotation = result.annotation
+        return SubmitResult(
+            annotation_id=annotation.id,
+            assignment_id=annotation.assignment_id,
+            item_id=annotation.item_id,
+            revision=annotation.revision,
+            created_at=annotation.created_at,
+            feedback=result.feedback,
+        )
+
+    return await run_in_transaction(request, work)
 
 
 @router.post("/assignments/{assignment_id}/skip", response_model=SkipResult)
