@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections import Counter
 from datetime import datetime
@@ -10,47 +11,53 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.selectable import ExecutableReturnsRows
 
 from app.annotation.models import Annotation, Assignment
-from app.db import utcnow
+from app.db import TZDateTime, utcnow
 from app.items.models import Item, Response
-from app.projects.models import ProjectMembership
+from app.projects.models import Project, ProjectMembership
+
+# A value, or the bound parameter standing for it in a statement built once (see _lease_live_item_statement).
+IdOrParam = uuid.UUID | sa.ColumnElement[Any]
+TimeOrParam = datetime | sa.ColumnElement[Any]
+IntOrParam = int | sa.ColumnElement[Any]
+
+# The hot path is written twice where it pays: on PostgreSQL, data-modifying CTEs fold several steps into
+# one round trip; SQLite, the embedded single-process mode, takes them one statement at a time.
 
 
-def lock_membership(session: Session, project_id: uuid.UUID, user_id: uuid.UUID) -> ProjectMembership | None:
-    """Serialises one rater's concurrent requests on a project (a double click gets one lease, not two)."""
-    return session.scalar(
-        sa.select(ProjectMembership)
-        .where(ProjectMembership.project_id == project_id, ProjectMembership.user_id == user_id)
-        .with_for_update()
-    )
+def _is_postgresql(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
 
 
-def reclaim_expired_leases(session: Session, project_id: uuid.UUID, now: datetime) -> int:
-    """Return the items of expired leases to the pool; their rows stay for late submits."""
-    expired = session.execute(
+def lock_membership(
+    session: Session, project_id: uuid.UUID, user_id: uuid.UUID
+) -> tuple[Project, ProjectMembership] | None:
+    """The project and the rater's membership, locked: one rater's concurrent requests on a project queue
+    here (a double click gets one lease, not two)."""
+    row = session.execute(
+        sa.select(Project, ProjectMembership)
+        .join(ProjectMembership, ProjectMembership.project_id == Project.id)
+        .where(Project.id == project_id, ProjectMembership.user_id == user_id)
+        .with_for_update(of=ProjectMembership)
+    ).first()
+    return None if row is None else (row[0], row[1])
+
+
+def _expire_leases(project_id: IdOrParam, now: TimeOrParam) -> sa.Update:
+    return (
         sa.update(Assignment)
         .where(
             Assignment.project_id == project_id, Assignment.status == "leased", Assignment.expires_at < now
         )
         .values(status="expired")
         .returning(Assignment.item_id, Assignment.purpose)
-    ).all()
-    per_item = Counter(item_id for item_id, purpose in expired if purpose == "live")
-    if per_item:
-        session.execute(
-            sa.update(Item)
-            .where(Item.id == sa.bindparam("item_id_"))
-            .values(assigned_count=Item.assigned_count - sa.bindparam("n")),
-            [{"item_id_": item_id, "n": n} for item_id, n in per_item.items()],
-        )
-    return len(expired)
+    )
 
 
-def current_lease(
-    session: Session, project_id: uuid.UUID, user_id: uuid.UUID, now: datetime
-) -> Assignment | None:
-    return session.scalar(
+def _current_lease(project_id: IdOrParam, user_id: IdOrParam, now: TimeOrParam) -> sa.Select[Assignment]:
+    return (
         sa.select(Assignment)
         .where(
             Assignment.user_id == user_id,
@@ -63,7 +70,58 @@ def current_lease(
     )
 
 
-def _not_taken_by(user_id: uuid.UUID, attempt: int) -> sa.ColumnElement[bool]:
+def reclaim_and_find_lease(
+    session: Session, project_id: uuid.UUID, user_id: uuid.UUID, now: datetime
+) -> Assignment | None:
+    """Return the items of the project's expired leases to the pool (their rows stay for late submits),
+    then find the rater's current lease, if any."""
+    if not _is_postgresql(session):
+        reclaim_expired_leases(session, project_id, now)
+        return session.scalar(_current_lease(project_id, user_id, now))
+    return session.scalar(
+        _reclaim_and_find_lease_statement(), {"project": project_id, "rater": user_id, "now": now}
+    )
+
+
+@functools.cache
+def _reclaim_and_find_lease_statement() -> sa.Select[Assignment]:
+    # Built once with bound parameters (named unlike any column: an UPDATE would take a parameter named after
+    # a column as a value to set): SQLAlchemy then reuses its cache key and compiled form, and
+    # psycopg its prepared statement, on every call.
+    project_id, user_id = sa.bindparam("project", type_=sa.Uuid), sa.bindparam("rater", type_=sa.Uuid)
+    now = sa.bindparam("now", type_=TZDateTime)
+    expired = _expire_leases(project_id, now).cte("expired")
+    per_item = (
+        sa.select(expired.c.item_id, sa.func.count().label("n"))
+        .where(expired.c.purpose == "live")
+        .group_by(expired.c.item_id)
+        .subquery("per_item")
+    )
+    released = (
+        sa.update(Item)
+        .where(Item.id == per_item.c.item_id)
+        .values(assigned_count=Item.assigned_count - per_item.c.n)
+        .cte("released")
+    )
+    # The lease found here is unexpired, so it is never one the CTEs above just expired.
+    return _current_lease(project_id, user_id, now).add_cte(expired, released)
+
+
+def reclaim_expired_leases(session: Session, project_id: uuid.UUID, now: datetime) -> int:
+    """Return the items of expired leases to the pool; their rows stay for late submits."""
+    expired = session.execute(_expire_leases(project_id, now)).all()
+    per_item = Counter(item_id for item_id, purpose in expired if purpose == "live")
+    if per_item:
+        session.execute(
+            sa.update(Item)
+            .where(Item.id == sa.bindparam("item_id_"))
+            .values(assigned_count=Item.assigned_count - sa.bindparam("n")),
+            [{"item_id_": item_id, "n": n} for item_id, n in per_item.items()],
+        )
+    return len(expired)
+
+
+def _not_taken_by(user_id: IdOrParam, attempt: int) -> sa.ColumnElement[bool]:
     return ~sa.exists().where(
         Assignment.item_id == Item.id,
         Assignment.user_id == user_id,
@@ -72,11 +130,11 @@ def _not_taken_by(user_id: uuid.UUID, attempt: int) -> sa.ColumnElement[bool]:
     )
 
 
-def pick_live_item(
-    session: Session, project_id: uuid.UUID, user_id: uuid.UUID, annotations_per_item: int
-) -> uuid.UUID | None:
+def _live_candidates(
+    project_id: IdOrParam, user_id: IdOrParam, annotations_per_item: IntOrParam
+) -> sa.Select[uuid.UUID]:
     """The fullest open item this rater has not had; SKIP LOCKED lets concurrent raters pass each other."""
-    return session.scalar(
+    return (
         sa.select(Item.id)
         .where(
             Item.project_id == project_id,
@@ -89,6 +147,123 @@ def pick_live_item(
         .limit(1)
         .with_for_update(skip_locked=True)
     )
+
+
+def pick_live_item(
+    session: Session, project_id: uuid.UUID, user_id: uuid.UUID, annotations_per_item: int
+) -> uuid.UUID | None:
+    return session.scalar(_live_candidates(project_id, user_id, annotations_per_item))
+
+
+def lease_live_item(
+    session: Session,
+    *,
+    project_id: uuid.UUID,
+    user_id: uuid.UUID,
+    annotations_per_item: int,
+    expires_at: datetime,
+    permutation: list[int],
+) -> Assignment | None:
+    """Pick the next live item for this rater and lease it; its responses are shown in the order the
+    permutation gives their positions (see ordered_response_ids)."""
+    if not _is_postgresql(session):
+        item_id = pick_live_item(session, project_id, user_id, annotations_per_item)
+        if item_id is None:
+            return None
+        return lease_item(
+            session,
+            project_id=project_id,
+            item_id=item_id,
+            user_id=user_id,
+            attempt=0,
+            purpose="live",
+            display_order=ordered_response_ids(session, item_id, permutation),
+            expires_at=expires_at,
+        )
+    parameters = {
+        "project": project_id,
+        "rater": user_id,
+        "annotations_per_item": annotations_per_item,
+        "permutation": permutation,
+        "lease_id": uuid.uuid4(),
+        "until": expires_at,
+        "now": utcnow(),
+    }
+    return session.scalars(
+        _lease_live_item_statement(), parameters, execution_options={"populate_existing": True}
+    ).one_or_none()
+
+
+@functools.cache
+def _lease_live_item_statement() -> ExecutableReturnsRows:
+    """One round trip: pick and lock the item, take a slot on it, insert the lease (or renew the rater's
+    own expired lease of it) with the responses in the permutation's order."""
+    project_id, user_id = sa.bindparam("project", type_=sa.Uuid), sa.bindparam("rater", type_=sa.Uuid)
+    picked = _live_candidates(project_id, user_id, sa.bindparam("annotations_per_item")).cte("picked")
+    taken = (
+        sa.update(Item)
+        .where(Item.id == picked.c.id)
+        .values(assigned_count=Item.assigned_count + 1)
+        .returning(Item.id)
+        .cte("taken")
+    )
+    slot = sa.func.array_position(
+        sa.bindparam("permutation", type_=postgresql.ARRAY(sa.Integer)), Response.position
+    )
+    display_order = (
+        sa.select(
+            sa.func.jsonb_agg(
+                postgresql.aggregate_order_by(
+                    sa.cast(Response.id, sa.Text), slot.asc().nulls_last(), Response.position
+                )
+            )
+        )
+        .where(Response.item_id == taken.c.id)
+        .scalar_subquery()
+    )
+    source = sa.select(
+        sa.bindparam("lease_id", type_=sa.Uuid),
+        project_id,
+        taken.c.id,
+        user_id,
+        sa.literal(0),
+        sa.literal("live"),
+        sa.literal("leased"),
+        display_order,
+        sa.bindparam("until", type_=TZDateTime),
+        sa.bindparam("now", type_=TZDateTime),
+    )
+    insert = postgresql.insert(Assignment).from_select(
+        [
+            "id",
+            "project_id",
+            "item_id",
+            "user_id",
+            "attempt",
+            "purpose",
+            "status",
+            "display_order",
+            "expires_at",
+            "created_at",
+        ],
+        source,
+    )
+    upsert = (
+        insert.on_conflict_do_update(
+            index_elements=["item_id", "user_id", "attempt"],
+            set_={
+                "status": "leased",
+                "display_order": insert.excluded.display_order,
+                "expires_at": insert.excluded.expires_at,
+                "finished_at": None,
+            },
+        )
+        .returning(*Assignment.__table__.columns)
+        .add_cte(picked, taken)
+    )
+    # Wrapped in a SELECT so that parameters bind the statement (given to an INSERT, the ORM would read
+    # them as rows to insert) and the returned row loads as an Assignment.
+    return sa.select(Assignment).from_statement(upsert)
 
 
 def pick_unseen_item(
@@ -153,16 +328,55 @@ def lease_item(
 
 
 def load_item_with_responses(session: Session, item_id: uuid.UUID) -> tuple[Item, dict[str, Response]]:
-    item = session.get_one(Item, item_id)
-    responses = session.scalars(sa.select(Response).where(Response.item_id == item_id)).all()
-    return item, {str(r.id): r for r in responses}
+    rows = session.execute(
+        sa.select(Item, Response).outerjoin(Response, Response.item_id == Item.id).where(Item.id == item_id)
+    ).all()
+    if not rows:
+        raise LookupError(f"item {item_id} does not exist")
+    return rows[0][0], {str(response.id): response for _, response in rows if response is not None}
 
 
-def response_ids(session: Session, item_id: uuid.UUID) -> list[str]:
-    rows = session.scalars(
-        sa.select(Response.id).where(Response.item_id == item_id).order_by(Response.position)
+def ordered_response_ids(session: Session, item_id: uuid.UUID, permutation: list[int]) -> list[str]:
+    """The item's response ids in display order: slot i shows the response at position permutation[i];
+    positions the permutation does not name (more responses than slots) follow in their own order."""
+    by_position = list(
+        session.scalars(sa.select(Response.id).where(Response.item_id == item_id).order_by(Response.position))
     )
-    return [str(r) for r in rows]
+    shown = [by_position[p] for p in permutation if p < len(by_position)]
+    shown += by_position[len(permutation) :]
+    return [str(r) for r in shown]
+
+
+def lock_assignment_with_project(
+    session: Session, assignment_id: uuid.UUID
+) -> tuple[Assignment, Project] | None:
+    row = session.execute(
+        sa.select(Assignment, Project)
+        .join(Project, Project.id == Assignment.project_id)
+        .where(Assignment.id == assignment_id)
+        .with_for_update(of=Assignment)
+    ).first()
+    return None if row is None else (row[0], row[1])
+
+
+def count_live_submission(
+    session: Session, item_id: uuid.UUID, *, annotations_per_item: int, slot_returned: bool
+) -> bool:
+    """Count a submitted annotation on its live item, unless the item is already complete (False then).
+
+    One guarded UPDATE: concurrent submits on the item queue on its row, and each sees the count the one
+    before it left."""
+    counted = session.execute(
+        sa.update(Item)
+        .where(Item.id == item_id, Item.annotation_count < annotations_per_item)
+        .values(
+            annotation_count=Item.annotation_count + 1,
+            assigned_count=Item.assigned_count + (1 if slot_returned else 0),
+            is_complete=Item.annotation_count + 1 >= annotations_per_item,
+        )
+        .returning(Item.id)
+    ).first()
+    return counted is not None
 
 
 def lock_assignment(session: Session, assignment_id: uuid.UUID) -> Assignment | None:

@@ -28,6 +28,8 @@ from app.projects.questions import AnswerError, validate_answers
 from app.training import service as training_service
 
 CORRECTION_WINDOW = timedelta(days=7)
+# Slots of a display order: as many as an item may hold responses (the import refuses more).
+DISPLAY_SLOTS = 16
 _shuffle = random.SystemRandom().shuffle
 
 
@@ -51,11 +53,10 @@ def _project_for_work(
     session: Session, project_id: uuid.UUID, user: User
 ) -> tuple[Project, ProjectMembership]:
     """The project and the rater's locked membership; only members work on a project (404 otherwise)."""
-    project = session.get(Project, project_id)
-    membership = repo.lock_membership(session, project_id, user.id) if project is not None else None
-    if project is None or membership is None or not policies.can_view(user, project, membership):
+    found = repo.lock_membership(session, project_id, user.id)
+    if found is None or not policies.can_view(user, *found):
         raise exceptions.NotAMember()
-    return project, membership
+    return found
 
 
 def next_assignment(session: Session, project_id: uuid.UUID, user: User) -> LeasedItem | None:
@@ -63,9 +64,7 @@ def next_assignment(session: Session, project_id: uuid.UUID, user: User) -> Leas
     project, membership = _project_for_work(session, project_id, user)
     if project.status != "active" or membership.status != "active":
         return None
-    now = utcnow()
-    repo.reclaim_expired_leases(session, project.id, now)
-    lease = repo.current_lease(session, project.id, user.id, now)
+    lease = repo.reclaim_and_find_lease(session, project.id, user.id, utcnow())
     if lease is None:
         lease = _new_lease(session, project, membership, user)
         if lease is None:
@@ -76,31 +75,36 @@ def next_assignment(session: Session, project_id: uuid.UUID, user: User) -> Leas
 def _new_lease(
     session: Session, project: Project, membership: ProjectMembership, user: User
 ) -> Assignment | None:
+    """A lease on the rater's next item: training until qualified, then gold checks at the project's rate
+    (live work when none is left), else live work. Every lease gets a fresh random display order."""
     purpose, attempt = training_service.next_purpose(session, project, membership)
     if purpose is None:
         return None
-    if purpose == "live":
-        item_id = repo.pick_live_item(session, project.id, user.id, project.annotations_per_item)
-    else:
+    expires_at = utcnow() + timedelta(minutes=project.lease_minutes)
+    permutation = list(range(DISPLAY_SLOTS))
+    _shuffle(permutation)
+    if purpose != "live":
         item_id = repo.pick_unseen_item(session, project.id, user.id, purpose, attempt)
-        if item_id is None and purpose == "gold":
-            purpose, item_id = (
-                "live",
-                repo.pick_live_item(session, project.id, user.id, project.annotations_per_item),
+        if item_id is not None:
+            return repo.lease_item(
+                session,
+                project_id=project.id,
+                item_id=item_id,
+                user_id=user.id,
+                attempt=attempt,
+                purpose=purpose,
+                display_order=repo.ordered_response_ids(session, item_id, permutation),
+                expires_at=expires_at,
             )
-    if item_id is None:
-        return None
-    order = repo.response_ids(session, item_id)
-    _shuffle(order)
-    return repo.lease_item(
+        if purpose != "gold":
+            return None
+    return repo.lease_live_item(
         session,
         project_id=project.id,
-        item_id=item_id,
         user_id=user.id,
-        attempt=attempt,
-        purpose=purpose,
-        display_order=order,
-        expires_at=utcnow() + timedelta(minutes=project.lease_minutes),
+        annotations_per_item=project.annotations_per_item,
+        expires_at=expires_at,
+        permutation=permutation,
     )
 
 
@@ -137,24 +141,31 @@ def submit_annotation(
     body: AnnotationSubmit,
     idempotency_key: str | None = None,
 ) -> Submission:
-    assignment = get_own_assignment(session, assignment_id, user)
+    assignment, project = _own_assignment_with_project(session, assignment_id, user)
     request_hash = _request_hash(body)
     replay = _replayed(session, assignment, user, idempotency_key, request_hash)
     if replay is not None:
         return replay
     if assignment.status == "skipped":
         raise exceptions.AssignmentSkipped()
-    project = session.get_one(Project, assignment.project_id)
     if not project.questions:
         raise exceptions.InvalidAnswers("The project has no questions.")
     answers = _validated(project, body.answers, assignment.display_order)
-    item = repo.lock_item(session, assignment.item_id)
-    if assignment.purpose == "live" and item.annotation_count >= project.annotations_per_item:
-        raise exceptions.ItemCompleted()
+    if assignment.purpose == "live":
+        # A lease that expired and was reclaimed takes its slot on the item back.
+        counted = repo.count_live_submission(
+            session,
+            assignment.item_id,
+            annotations_per_item=project.annotations_per_item,
+            slot_returned=assignment.status != "leased",
+        )
+        if not counted:
+            raise exceptions.ItemCompleted()
     annotation = Annotation(
+        id=uuid.uuid4(),
         assignment_id=assignment.id,
         project_id=project.id,
-        item_id=item.id,
+        item_id=assignment.item_id,
         user_id=user.id,
         purpose=assignment.purpose,
         answers=answers,
@@ -165,13 +176,28 @@ def submit_annotation(
         guidelines_version=project.guidelines_version,
         idempotency_key=idempotency_key,
         request_hash=request_hash,
+        revision=1,
+        created_at=utcnow(),
     )
     session.add(annotation)
-    _close_assignment(assignment, item, project)
-    feedback = training_service.grade(session, project, user, item, annotation)
+    assignment.status = "submitted"
+    assignment.finished_at = utcnow()
+    feedback = None
+    if assignment.purpose != "live":
+        item = session.get_one(Item, assignment.item_id)
+        feedback = training_service.grade(session, project, user, item, annotation)
     session.flush()
     ANNOTATIONS_SUBMITTED.labels(assignment.purpose).inc()
     return Submission(annotation=annotation, feedback=feedback)
+
+
+def _own_assignment_with_project(
+    session: Session, assignment_id: uuid.UUID, user: User
+) -> tuple[Assignment, Project]:
+    found = repo.lock_assignment_with_project(session, assignment_id)
+    if found is None or found[0].user_id != user.id:
+        raise exceptions.AssignmentNotFound()
+    return found
 
 
 def _validated(project: Project, answers: dict[str, Any], response_ids: list[str]) -> dict[str, Any]:
@@ -191,25 +217,13 @@ def _replayed(
             if earlier.assignment_id != assignment.id or earlier.request_hash != request_hash:
                 raise exceptions.IdempotencyKeyReused()
             return Submission(annotation=earlier, feedback=(earlier.gold_result or {}).get("feedback"))
-    existing = repo.annotation_for_assignment(session, assignment.id)
-    if existing is None:
+    # An assignment is marked submitted in the transaction that stores its annotation.
+    if assignment.status != "submitted":
         return None
-    if existing.request_hash == request_hash and existing.revision == 1:
+    existing = repo.annotation_for_assignment(session, assignment.id)
+    if existing is not None and existing.request_hash == request_hash and existing.revision == 1:
         return Submission(annotation=existing, feedback=(existing.gold_result or {}).get("feedback"))
     raise exceptions.ItemAlreadyAnnotated()
-
-
-def _close_assignment(assignment: Assignment, item: Item, project: Project) -> None:
-    was_leased = assignment.status == "leased"
-    assignment.status = "submitted"
-    assignment.finished_at = utcnow()
-    if assignment.purpose != "live":
-        return
-    item.annotation_count += 1
-    if not was_leased:
-        # The lease had expired and was reclaimed: this submission takes its slot back.
-        item.assigned_count += 1
-    item.is_complete = item.annotation_count >= project.annotations_per_item
 
 
 def skip_assignment(

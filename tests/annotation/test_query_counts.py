@@ -12,9 +12,10 @@ from sqlalchemy import event
 
 from tests.factories import Persona, add_members, create_project, import_lines, pair_lines
 
-NEXT_NEW_LEASE = 11
-NEXT_HELD_LEASE = 7
-SUBMIT = 8
+# (next with a new lease, next holding a lease, submit). PostgreSQL folds reclaiming expired leases into the
+# lookup of the rater's lease, and picking, slot-taking and leasing into one statement; SQLite runs them
+# one by one.
+EXPECTED = {"postgresql": (5, 4, 5), "sqlite": (9, 5, 5)}
 
 
 @contextmanager
@@ -52,6 +53,6 @@ def test_statements_per_next_and_submit_do_not_grow(
             headers=annotator.headers,
         )
     assert response.status_code == 201
-    assert (len(new_lease), len(held_lease), len(submit)) == (NEXT_NEW_LEASE, NEXT_HELD_LEASE, SUBMIT), (
+    assert (len(new_lease), len(held_lease), len(submit)) == EXPECTED[connection.dialect.name], (
         "\n".join(s[:90] for s in [*new_lease, "--", *held_lease, "--", *submit])
     )
