@@ -270,8 +270,10 @@ class TestSimulatedRaters:
         people = {name: make_persona(session, name, "annotator") for name in names}
         project_id = str(create_project(client, admin, annotations_per_item=5, gold_rate=0)["id"])
         add_members(client, admin, project_id, *people.values())
-        lines = judged_lines(15, prefix="left", good_position=0) + judged_lines(
-            15, prefix="right", good_position=1
+        # Enough items that the honest raters clear the minimum sample on the items where the others
+        # agree among themselves, whatever the random clicker does, so the median rater is an honest one.
+        lines = judged_lines(20, prefix="left", good_position=0) + judged_lines(
+            20, prefix="right", good_position=1
         )
         import_lines(client, admin, project_id, lines)
         strategies = {"clicker": random_clicker(3), "first_picker": always_first}
@@ -284,7 +286,7 @@ class TestSimulatedRaters:
         assert figures["clicker"]["flagged"] is True and "low_agreement" in clicker
         first = figures["first_picker"]
         assert first["flagged"] is True and "position_bias" in [r["code"] for r in first["reasons"]]
-        assert first["position_bias"]["share"] == 1.0 and first["position_bias"]["n"] == 30
+        assert first["position_bias"]["share"] == 1.0 and first["position_bias"]["n"] == 40
         assert first["position_bias"]["p_value"] < 1e-6
         assert abs(figures["honest_1"]["position_bias"]["share"] - 0.5) < 0.25
 
