@@ -18,6 +18,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -140,8 +141,44 @@ async def run_load(
     return tally, elapsed, events
 
 
+def open_leases(url: str, project_id: uuid.UUID) -> tuple[int, Any]:
+    """How many leases are still held, and when the last of them expires."""
+    from app.annotation.models import Assignment
+
+    engine = sa.create_engine(url)
+    with engine.connect() as connection:
+        count, last = connection.execute(
+            sa.select(sa.func.count(), sa.func.max(Assignment.expires_at)).where(
+                Assignment.project_id == project_id, Assignment.status == "leased"
+            )
+        ).one()
+    engine.dispose()
+    return count, last
+
+
+async def return_leases_after_expiry(
+    server_url: str, url: str, project_id: uuid.UUID, token: str
+) -> dict[str, Any]:
+    """Leases left behind (by annotators who stopped, and by requests that died with a killed worker) come
+    back to the pool once they expire: wait for the last one, ask for work once, and count what is left."""
+    held, last_expiry = open_leases(url, project_id)
+    if held:
+        await asyncio.sleep(max(0.0, (last_expiry - datetime.now(UTC)).total_seconds()) + 1.0)
+    async with async_client(server_url, 1) as client:
+        response = await client.post(
+            f"/api/v1/projects/{project_id}/assignments/next", headers={"Authorization": f"Bearer {token}"}
+        )
+    still_held, _ = open_leases(url, project_id)
+    # The one call above may itself take a fresh lease.
+    return {
+        "leases held at the end": held,
+        "held after expiry and one call": still_held,
+        "next status": response.status_code,
+    }
+
+
 def verify(url: str, project_id: uuid.UUID, per_item: int, tally: Tally) -> dict[str, Any]:
-    from app.annotation.models import Annotation
+    from app.annotation.models import Annotation, Assignment
     from app.items.models import Item
 
     engine = sa.create_engine(url.replace("postgresql+psycopg", "postgresql+psycopg"))
@@ -152,8 +189,17 @@ def verify(url: str, project_id: uuid.UUID, per_item: int, tally: Tally) -> dict
             )
         ).all()
         items = connection.execute(
-            sa.select(Item.id, Item.annotation_count, Item.is_complete).where(Item.project_id == project_id)
+            sa.select(Item.id, Item.annotation_count, Item.is_complete, Item.assigned_count).where(
+                Item.project_id == project_id
+            )
         ).all()
+        leased = Counter(
+            connection.execute(
+                sa.select(Assignment.item_id).where(
+                    Assignment.project_id == project_id, Assignment.status == "leased"
+                )
+            ).scalars()
+        )
     engine.dispose()
     stored = {str(r[0]) for r in rows}
     counts = Counter(r[1] for r in rows)
@@ -167,6 +213,8 @@ def verify(url: str, project_id: uuid.UUID, per_item: int, tally: Tally) -> dict
         "complete items not exactly per_item": sum(1 for i in complete if counts[i.id] != per_item),
         "items over per_item": sum(1 for c in counts.values() if c > per_item),
         "counter drift": sum(1 for i in items if counts.get(i.id, 0) != i.annotation_count),
+        # Every slot taken on an item is an annotation or a lease still held: none stayed with a dead lease.
+        "slot drift": sum(1 for i in items if i.assigned_count != counts.get(i.id, 0) + leased[i.id]),
     }
 
 
@@ -199,6 +247,7 @@ def main() -> None:
             )
         )
         alive = server.process.poll() is None
+        leases = asyncio.run(return_leases_after_expiry(server.url, url, seeded.project_id, seeded.tokens[0]))
     finally:
         server.stop()
     checks = verify(url, seeded.project_id, args.per_item, tally)
@@ -222,6 +271,7 @@ def main() -> None:
         print(f"  fault: {event}")
     print_table("Throughput and latency (ms)", [summary])
     print_table("Invariants", [checks])
+    print_table("Leases left behind return to the pool after expiry", [leases])
     print(f"status counts: {dict(sorted(tally.statuses.items()))}; server alive: {alive}")
     failures = [
         name
@@ -231,9 +281,12 @@ def main() -> None:
             "complete items not exactly per_item",
             "items over per_item",
             "counter drift",
+            "slot drift",
         )
         if checks[name]
     ]
+    if leases["held after expiry and one call"] > 1:
+        failures.append(f"{leases['held after expiry and one call']} leases still held after they expired")
     if args.fault != "restart-postgres" and fives:
         failures.append(f"{fives} server errors: {tally.server_errors[:3]}")
     if args.fault == "restart-postgres" and any(not e.startswith("503") for e in tally.server_errors):
@@ -247,7 +300,13 @@ def main() -> None:
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(
-                {"summary": summary, "checks": checks, "events": events, "failures": failures},
+                {
+                    "summary": summary,
+                    "checks": checks,
+                    "leases": leases,
+                    "events": events,
+                    "failures": failures,
+                },
                 handle,
                 indent=2,
             )
