@@ -53,6 +53,6 @@ def test_statements_per_next_and_submit_do_not_grow(
             headers=annotator.headers,
         )
     assert response.status_code == 201
-    assert (len(new_lease), len(held_lease), len(submit)) == EXPECTED[connection.dialect.name], (
-        "\n".join(s[:90] for s in [*new_lease, "--", *held_lease, "--", *submit])
+    assert (len(new_lease), len(held_lease), len(submit)) == EXPECTED[connection.dialect.name], "\n".join(
+        s[:90] for s in [*new_lease, "--", *held_lease, "--", *submit]
     )
