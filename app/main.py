@@ -8,7 +8,6 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from starlette.middleware.sessions import SessionMiddleware
 
 from app import health
 from app.accounts import api as accounts_api
@@ -16,7 +15,7 @@ from app.accounts import pages as accounts_pages
 from app.config import Settings, get_settings
 from app.db import database
 from app.errors import install_error_handlers
-from app.middleware import AppMiddleware
+from app.middleware import AppMiddleware, PageSessions
 from app.observability import configure_logging
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -92,7 +91,7 @@ def _install_middleware(app: FastAPI, settings: Settings) -> None:
     # Added first, so it runs inside the session middleware and can read the user's language from the session.
     app.add_middleware(AppMiddleware, max_body_bytes=settings.max_body_bytes, hsts=secure)
     app.add_middleware(
-        SessionMiddleware,
+        PageSessions,
         secret_key=settings.secret_key,
         session_cookie="prefhub_session",
         max_age=settings.session_max_age_s,

@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 from starlette.datastructures import MutableHeaders
+from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -95,6 +96,21 @@ class AppMiddleware:
                 f"The request body is {declared} bytes; the limit is {limit} bytes.",
             )
         return None
+
+
+class PageSessions:
+    """The signed-cookie session, for pages only: the API authenticates with bearer tokens, so its
+    requests skip reading and re-signing the cookie."""
+
+    def __init__(self, app: ASGIApp, *args: Any, **session_options: Any) -> None:
+        self.app = app
+        self.with_session = SessionMiddleware(app, *args, **session_options)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/api/"):
+            await self.app(scope, receive, send)
+        else:
+            await self.with_session(scope, receive, send)
 
 
 def _request_id(incoming: str) -> str:

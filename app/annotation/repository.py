@@ -375,6 +375,8 @@ def count_live_submission(
             is_complete=Item.annotation_count + 1 >= annotations_per_item,
         )
         .returning(Item.id)
+        # The hot path never holds the Item in the session: nothing to bring up to date.
+        .execution_options(synchronize_session=False)
     ).first()
     return counted is not None
 
