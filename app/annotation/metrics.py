@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from app.annotation.models import Assignment
 from app.db import database, utcnow
-from app.items.models import Item
+from app.items.models import OPEN_ITEM, Item
 from app.observability import ACTIVE_LEASES, ITEMS_LEFT
 from app.projects.models import Project
 
@@ -26,7 +26,7 @@ def refresh_queue_gauges() -> None:
         left = dict(
             session.execute(
                 sa.select(Item.project_id, sa.func.count(Item.id))
-                .where(Item.purpose == "live", sa.not_(Item.is_complete))
+                .where(Item.purpose == "live", OPEN_ITEM)
                 .group_by(Item.project_id)
             ).all()
         )

@@ -15,7 +15,7 @@ from sqlalchemy.sql.selectable import ExecutableReturnsRows
 
 from app.annotation.models import Annotation, Assignment
 from app.db import TZDateTime, utcnow
-from app.items.models import Item, Response
+from app.items.models import OPEN_ITEM, Item, Response
 from app.projects.models import Project, ProjectMembership
 
 # A value, or the bound parameter standing for it in a statement built once (see _lease_live_item_statement).
@@ -139,7 +139,7 @@ def _live_candidates(
         .where(
             Item.project_id == project_id,
             Item.purpose == "live",
-            sa.not_(Item.is_complete),
+            OPEN_ITEM,
             Item.assigned_count < annotations_per_item,
             _not_taken_by(user_id, 0),
         )
@@ -276,7 +276,7 @@ def pick_unseen_item(
         .where(
             Item.project_id == project_id,
             Item.purpose == purpose,
-            sa.not_(Item.is_complete),
+            OPEN_ITEM,
             _not_taken_by(user_id, attempt),
         )
         .order_by(order)
@@ -419,7 +419,7 @@ def count_open_items(session: Session, project_id: uuid.UUID) -> int:
     return (
         session.scalar(
             sa.select(sa.func.count(Item.id)).where(
-                Item.project_id == project_id, Item.purpose == "live", sa.not_(Item.is_complete)
+                Item.project_id == project_id, Item.purpose == "live", OPEN_ITEM
             )
         )
         or 0

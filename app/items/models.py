@@ -14,6 +14,11 @@ from app.db import Base, JSONType, Timestamps, UUIDPrimaryKey
 ITEM_PURPOSES = ("live", "gold", "training")
 
 
+# "The item is open", written exactly as the queue index's predicate: SQLite uses a partial index only for a
+# query that repeats the predicate, and SQLAlchemy would write `not_(Item.is_complete)` as `is_complete = 0`.
+OPEN_ITEM = sa.text("NOT items.is_complete")
+
+
 class Item(UUIDPrimaryKey, Timestamps, Base):
     __tablename__ = "items"
     __table_args__ = (
