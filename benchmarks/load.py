@@ -45,6 +45,7 @@ class Tally:
     next_latency: list[float] = field(default_factory=list)
     submit_latency: list[float] = field(default_factory=list)
     server_errors: list[str] = field(default_factory=list)
+    abandoned: int = 0
 
     @property
     def done(self) -> bool:
@@ -52,14 +53,22 @@ class Tally:
 
 
 async def _call(
-    client: httpx.AsyncClient, tally: Tally, method: str, url: str, **kwargs: Any
+    client: httpx.AsyncClient,
+    tally: Tally,
+    method: str,
+    url: str,
+    dropped: list[str] | None = None,
+    **kwargs: Any,
 ) -> httpx.Response | None:
-    """One request, retried on connection errors and 503 (a dying worker or a restarting database)."""
+    """One request, retried on connection errors (noted in `dropped`) and 503 (a dying worker or a
+    restarting database)."""
+    dropped = [] if dropped is None else dropped
     for attempt in range(60):
         try:
             response = await client.request(method, url, **kwargs)
         except httpx.TransportError:
             tally.connection_errors += 1
+            dropped.append(url)
             await asyncio.sleep(min(0.05 * 2**attempt, 1.0))
             continue
         tally.statuses[response.status_code] += 1
@@ -73,16 +82,27 @@ async def _call(
 
 
 async def annotator(
-    client: httpx.AsyncClient, token: str, project_id: str, tally: Tally, deadline: float
+    client: httpx.AsyncClient,
+    token: str,
+    project_id: str,
+    tally: Tally,
+    deadline: float,
+    abandon_on_disconnect: bool = False,
 ) -> None:
     headers = {"Authorization": f"Bearer {token}"}
     rng = random.Random(token)
     while not tally.done and time.monotonic() < deadline:
         started = time.perf_counter()
+        dropped: list[str] = []
         response = await _call(
-            client, tally, "POST", f"/api/v1/projects/{project_id}/assignments/next", headers=headers
+            client, tally, "POST", f"/api/v1/projects/{project_id}/assignments/next", dropped, headers=headers
         )
         tally.next_latency.append(time.perf_counter() - started)
+        if abandon_on_disconnect and dropped:
+            # This rater's worker died under it: the rater walks away, and whatever lease the dead worker
+            # handed out stays behind, to come back to the pool once it expires.
+            tally.abandoned += 1
+            return
         if response is None or response.status_code == 204:
             return
         if response.status_code != 200:
@@ -135,10 +155,15 @@ async def run_load(
     async with async_client(url, len(tokens)) as client:
         started = time.perf_counter()
         fault_task = asyncio.create_task(inject_fault(fault, server, tally)) if fault != "none" else None
-        await asyncio.gather(*(annotator(client, t, project_id, tally, deadline) for t in tokens))
+        abandon = fault == "kill-worker"
+        await asyncio.gather(*(annotator(client, t, project_id, tally, deadline, abandon) for t in tokens))
         elapsed = time.perf_counter() - started
         events = await fault_task if fault_task else []
     return tally, elapsed, events
+
+
+# Raters who take an item at the end of the run and never come back.
+WALK_AWAY = 8
 
 
 def open_leases(url: str, project_id: uuid.UUID) -> tuple[int, Any]:
@@ -157,16 +182,24 @@ def open_leases(url: str, project_id: uuid.UUID) -> tuple[int, Any]:
 
 
 async def return_leases_after_expiry(
-    server_url: str, url: str, project_id: uuid.UUID, token: str
+    server_url: str, url: str, project_id: uuid.UUID, tokens: list[str]
 ) -> dict[str, Any]:
-    """Leases left behind (by annotators who stopped, and by requests that died with a killed worker) come
-    back to the pool once they expire: wait for the last one, ask for work once, and count what is left."""
+    """Leases left behind come back to the pool once they expire: WALK_AWAY raters take an item and close
+    the page (and in the kill-worker run, raters whose worker died walk away too); wait for the last lease
+    to expire, ask for work once, and count what is left."""
+    async with async_client(server_url, WALK_AWAY) as client:
+        for token in tokens[1 : WALK_AWAY + 1]:
+            await client.post(
+                f"/api/v1/projects/{project_id}/assignments/next",
+                headers={"Authorization": f"Bearer {token}"},
+            )
     held, last_expiry = open_leases(url, project_id)
     if held:
         await asyncio.sleep(max(0.0, (last_expiry - datetime.now(UTC)).total_seconds()) + 1.0)
     async with async_client(server_url, 1) as client:
         response = await client.post(
-            f"/api/v1/projects/{project_id}/assignments/next", headers={"Authorization": f"Bearer {token}"}
+            f"/api/v1/projects/{project_id}/assignments/next",
+            headers={"Authorization": f"Bearer {tokens[0]}"},
         )
     still_held, _ = open_leases(url, project_id)
     # The one call above may itself take a fresh lease.
@@ -247,7 +280,7 @@ def main() -> None:
             )
         )
         alive = server.process.poll() is None
-        leases = asyncio.run(return_leases_after_expiry(server.url, url, seeded.project_id, seeded.tokens[0]))
+        leases = asyncio.run(return_leases_after_expiry(server.url, url, seeded.project_id, seeded.tokens))
     finally:
         server.stop()
     checks = verify(url, seeded.project_id, args.per_item, tally)
@@ -265,6 +298,7 @@ def main() -> None:
         "submit p99": percentiles(tally.submit_latency)["p99"],
         "5xx": fives,
         "connection errors": tally.connection_errors,
+        "walked away after a dropped connection": tally.abandoned,
     }
     print(f"Load test · {machine_line()}")
     for event in events:
@@ -285,6 +319,8 @@ def main() -> None:
         )
         if checks[name]
     ]
+    if leases["leases held at the end"] < WALK_AWAY:
+        failures.append(f"only {leases['leases held at the end']} leases left behind, expected {WALK_AWAY}+")
     if leases["held after expiry and one call"] > 1:
         failures.append(f"{leases['held after expiry and one call']} leases still held after they expired")
     if args.fault != "restart-postgres" and fives:
