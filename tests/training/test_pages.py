@@ -345,7 +345,13 @@ def _seed_team(live_server: Any) -> tuple[Any, dict[str, Any]]:
     def answer(name: str, leased: Any) -> AnnotationSubmit:
         shown = [str(r.id) for r in leased.responses]
         good = next(str(r.id) for r in leased.responses if r.text.startswith(GOOD))
-        choice = {"clicker": rng.choice(shown), "first_picker": shown[0]}.get(name, good)
+        # Everyone passes training (a careless rater can get 0 of 3 by chance and never reach the live
+        # queue); the careless habits show on live and gold items.
+        choice = (
+            good
+            if leased.training
+            else {"clicker": rng.choice(shown), "first_picker": shown[0]}.get(name, good)
+        )
         scores = {rid: (6 if rid == choice else 3) for rid in shown}
         if name == "same_scorer":
             scores = {rid: 4 for rid in shown}
