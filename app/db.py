@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from app.config import Settings, get_settings
+from app.json_codec import load_stored_json
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_N_label)s",
@@ -73,6 +74,8 @@ def create_db_engine(database_url: str, settings: Settings | None = None) -> Eng
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_pre_ping=True,
+        # Answers, prompts and metadata are read on every hot call and by every export.
+        json_deserializer=load_stored_json,
     )
 
 

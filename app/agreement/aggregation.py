@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy.sparse.csgraph import connected_components
 from scipy.special import expit, logsumexp
 
 FloatArray = npt.NDArray[np.float64]
@@ -389,6 +388,9 @@ def _elo(log_strength: FloatArray) -> FloatArray:
 
 def _mle_exists(wins: FloatArray) -> bool:
     """Without a penalty the MLE is finite only if every model reaches every other through wins."""
+    # scipy.stats and scipy.sparse cost tens of MiB in every process; imported where first used.
+    from scipy.sparse.csgraph import connected_components
+
     n_strong, _ = connected_components(wins > 0, directed=True, connection="strong")
     return bool(n_strong == 1)
 

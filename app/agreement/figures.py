@@ -7,7 +7,6 @@ from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
-from scipy import stats as sps
 
 from app.agreement import rankings
 from app.agreement.collect import (
@@ -447,6 +446,9 @@ def position_bias(collector: PreferenceCollector, names: list[str]) -> list[dict
     rater, first = collector.decisive_rater, collector.first_shown
     n = np.bincount(rater, minlength=len(names))
     k = np.bincount(rater, weights=first, minlength=len(names)).astype(np.int64)
+    # scipy.stats costs tens of MiB in every process; imported where first used.
+    from scipy import stats as sps
+
     rows = [
         {
             "rater": names[r],

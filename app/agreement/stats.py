@@ -27,8 +27,6 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
-from scipy import sparse
-from scipy import stats as sps
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -583,6 +581,9 @@ def kendall_w(scores: Ratings | npt.ArrayLike) -> Statistic:
         return Statistic.undefined(FEWER_THAN_TWO_ITEMS, n_items)
     if np.isnan(table).any():
         return Statistic.undefined(INCOMPLETE_RANKINGS, n_items)
+    # scipy.stats and scipy.sparse cost tens of MiB in every process; imported where first used.
+    from scipy import stats as sps
+
     ranks = sps.rankdata(table, axis=0)
     ties = sum(_tie_term(ranks[:, j]) for j in range(n_raters))
     rank_sums = ranks.sum(axis=1)
@@ -598,6 +599,8 @@ def _tau_b(x: FloatArray, y: FloatArray) -> float | None:
     x, y = x[both], y[both]
     if x.size < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return None
+    from scipy import stats as sps
+
     return float(sps.kendalltau(x, y).statistic)
 
 
@@ -684,6 +687,8 @@ def _alpha_groups(parts: _Coincidences, level: Level) -> UnitGroups:
     group, size = _group_units(parts)
     v = parts.n_values
     rows = group[parts.pair_unit]
+    from scipy import sparse
+
     total = sparse.csr_matrix((parts.pair_weight, (rows, parts.pair_cell)), shape=(size.size, v * v))
     # One unit's contribution per group, so that multiplicities can scale it.
     per_unit = (sparse.diags(1.0 / size) @ total).T.tocsr()

@@ -86,7 +86,7 @@ class LabelArrays:
     raters: dict[Hashable, int] = field(default_factory=dict)
     n_units: int = 0
 
-    def _add(self, unit: int, user_id: Hashable, value: float) -> None:
+    def add_vote(self, unit: int, user_id: Hashable, value: float) -> None:
         self.unit.append(unit)
         self.rater.append(self.raters.setdefault(user_id, len(self.raters)))
         self.value.append(value)
@@ -96,7 +96,7 @@ class LabelArrays:
         for vote in group.votes:
             label = preference_class(vote.choice, group.response_ids)
             if label is not None:
-                self._add(self.n_units, vote.user_id, label)
+                self.add_vote(self.n_units, vote.user_id, label)
                 added = True
         if added:
             self.unit_items.append(group.item_id)
@@ -107,7 +107,7 @@ class LabelArrays:
         for vote in group.votes:
             places = ranking_positions(vote.ranking, group.response_ids)
             for offset, place in enumerate(places or ()):
-                self._add(self.n_units + offset, vote.user_id, place)
+                self.add_vote(self.n_units + offset, vote.user_id, place)
                 added = True
         if added:
             self.n_units += len(group.response_ids)

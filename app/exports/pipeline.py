@@ -16,10 +16,13 @@ from sqlalchemy.orm import Session
 
 from app.exports import repository
 from app.exports.aggregate import (
+    BOTH_BAD_CLASS,
+    TIE_CLASS,
     DawidSkeneLabels,
     ItemGroup,
     LabelArrays,
     Outcome,
+    ResponseScore,
     Vote,
     aggregate_preferences,
     aggregate_ranking,
@@ -151,12 +154,12 @@ def iter_groups(
             tick()
 
 
-def chunked(groups: Iterator[ItemGroup], size: int = CHUNK_ITEMS) -> Iterator[list[ItemGroup]]:
-    while chunk := list(islice(groups, size)):
+def chunked(source: Iterator[T], size: int = CHUNK_ITEMS) -> Iterator[list[T]]:
+    while chunk := list(islice(source, size)):
         yield chunk
 
 
-def read_chunks(session: Session, groups: Iterator[ItemGroup]) -> Iterator[list[ItemGroup]]:
+def read_chunks(session: Session, groups: Iterator[T]) -> Iterator[list[T]]:
     """Chunks of groups; on PostgreSQL read ahead by a thread, so the server works while rows are written.
 
     Only that thread touches the session until the stream ends. SQLite reads in this process, where a
@@ -249,7 +252,7 @@ def flagged(group: ItemGroup) -> bool:
     return any(vote.blocked for vote in group.votes)
 
 
-def keep_item(plan: ExportPlan, group: ItemGroup, outcome: Outcome, tally: Tally) -> bool:
+def keep_item(plan: ExportPlan, outcome: Outcome, is_flagged: bool, tally: Tally) -> bool:
     """Apply the cleaning filters in funnel order, counting where each dropped item went."""
     options = plan.options
     tally.passed("annotated")
@@ -268,7 +271,7 @@ def keep_item(plan: ExportPlan, group: ItemGroup, outcome: Outcome, tally: Tally
         tally.dropped["ties"] += 1
         return False
     tally.passed("ties")
-    if not options.include_flagged and flagged(group):
+    if not options.include_flagged and is_flagged:
         tally.dropped["flagged"] += 1
         return False
     tally.passed("flags")
@@ -349,6 +352,9 @@ def iter_rows(
     if plan.options.format == "raw":
         yield from _raw_rows(session, plan, tally, progress)
         return
+    if majority_in_database(session, plan):
+        yield from _majority_rows(session, plan, tally, progress, collect=collect)
+        return
     total = repository.count_live_items(session, plan.project_id) if progress else 0
     fitted: DawidSkeneLabels | None = None
     start = 0.0
@@ -387,9 +393,96 @@ def _chunk_rows(
     outcomes = outcomes_of(plan, chunk, fitted)
     scores = rating_scores(chunk, 0) if plan.score_questions else None
     for i, (group, outcome) in enumerate(zip(chunk, outcomes, strict=True)):
-        if keep_item(plan, group, outcome, tally):
+        if keep_item(plan, outcome, flagged(group), tally):
             rows = pair_rows(plan, group, outcome, scores[i] if scores is not None else None)
             yield from _emit(plan, group, rows, seen, tally)
+
+
+def majority_in_database(session: Session, plan: ExportPlan) -> bool:
+    """Whether PostgreSQL tallies the votes: majority pairs of a preference question, the common export."""
+    return (
+        session.get_bind().dialect.name == "postgresql"
+        and plan.question is not None
+        and plan.question_kind == "preference"
+        and plan.options.aggregation == "majority"
+        and plan.options.format in ("preference", "preference-implicit", "kto")
+    )
+
+
+def _majority_outcome(
+    counts: tuple[int, int, int, int], margins: tuple[float | None, float | None]
+) -> Outcome:
+    # The rules of aggregate_preferences, on counts the database made: a tied top count is unresolved.
+    n = sum(counts)
+    if n == 0:
+        return Outcome("none", 0)
+    top = max(counts)
+    share = top / n
+    if counts.count(top) > 1:
+        return Outcome("unresolved", n, share)
+    winner = counts.index(top)
+    if winner == TIE_CLASS:
+        return Outcome("tie", n, share, level_pairs=[(0, 1)])
+    if winner == BOTH_BAD_CLASS:
+        return Outcome("both_bad", n, share, level_pairs=[(0, 1)])
+    return Outcome("pairs", n, share, pairs=[(winner, 1 - winner)], margin=margins[winner])
+
+
+def _majority_rows(
+    session: Session, plan: ExportPlan, tally: Tally, progress: Progress | None, *, collect: bool
+) -> Iterator[tuple[str | None, dict[str, Any]]]:
+    """Rows from items PostgreSQL has already tallied: per item only filters, row building and writing here."""
+    assert plan.question is not None
+    total = repository.count_judged_items(session, plan.project_id) if progress else 0
+    tick = _ticker(total, 0.0, 1.0, progress)
+    rows = repository.stream_majority_preferences(
+        session,
+        plan.project_id,
+        question=plan.question,
+        score_question=plan.score_questions[0] if plan.score_questions else None,
+        margins=plan.options.margins,
+        with_votes=collect,
+    )
+    labels = tally.labels = LabelArrays() if collect else None
+    seen: set[int] = set()
+    for chunk in read_chunks(session, rows):
+        for row in chunk:
+            if tick is not None:
+                tick()
+            item_id, external_id, prompt, first_id, first_text, second_id, second_text, n_counted = row[:8]
+            group = ItemGroup(
+                item_id, external_id, prompt, [first_id, second_id], [first_text, second_text], [], []
+            )
+            tally.items += 1
+            tally.annotations += n_counted
+            if labels is not None:
+                _count_votes(tally, labels, group, *row[17:20])
+            outcome = _majority_outcome(row[8:12], row[12:14])
+            if not keep_item(plan, outcome, row[14], tally):
+                continue
+            scores = [ResponseScore(0, mean, None) for mean in row[15:17]] if plan.score_questions else None
+            yield from _emit(plan, group, pair_rows(plan, group, outcome, scores), seen, tally)
+
+
+def _count_votes(
+    tally: Tally,
+    labels: LabelArrays,
+    group: ItemGroup,
+    raters: list[str],
+    classes: list[int | None],
+    versions: list[int],
+) -> None:
+    """What the card counts of one item's votes, as _count_inputs and LabelArrays.add_preference do."""
+    added = False
+    for rater, label, version in zip(raters, classes, versions, strict=True):
+        tally.raters.add(rater)
+        tally.guidelines_versions[version] += 1
+        if label is not None:
+            labels.add_vote(labels.n_units, rater, label)
+            added = True
+    if added:
+        labels.unit_items.append(group.item_id)
+        labels.n_units += 1
 
 
 SCREEN_LABELS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"

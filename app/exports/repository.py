@@ -10,14 +10,15 @@ from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import aggregate_order_by
-from sqlalchemy.orm import Session
+from sqlalchemy.dialects.postgresql import JSONB, aggregate_order_by
+from sqlalchemy.orm import Session, aliased
 
 from app.annotation.models import Annotation
 from app.db import utcnow
 from app.exports.models import Export
 from app.items.models import Item, Response
 from app.projects.models import ProjectMembership
+from app.projects.questions import BOTH_BAD, TIE
 
 STREAM_BATCH = 5000
 # Flags that say the item itself is unusable, whichever response a rater preferred.
@@ -36,6 +37,21 @@ def _stream(session: Session, statement: sa.Select[Any]) -> Iterator[Any]:
             yield from partition
     finally:
         result.close()
+
+
+def _pipelined(session: Session, statement: sa.Select[Any], rows_per_chunk: int = 1000) -> Iterator[Any]:
+    """PostgreSQL rows as the server produces them, for a single query that has the connection to itself.
+
+    A server-side cursor computes the next batch only when asked for it, so server and client take turns;
+    here the server keeps sending while this process decodes, and may plan the query in parallel.
+    """
+    connection = session.connection()
+    compiled = statement.compile(dialect=connection.dialect)
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        yield from cursor.stream(str(compiled), compiled.params, size=rows_per_chunk)
+    finally:
+        cursor.close()
 
 
 def _live_items(project_id: uuid.UUID) -> sa.ColumnElement[bool]:
@@ -144,6 +160,103 @@ def _grouped_votes(
         .order_by(Annotation.item_id)
     )
     return _stream(session, statement)
+
+
+def stream_majority_preferences(
+    session: Session,
+    project_id: uuid.UUID,
+    *,
+    question: str,
+    score_question: str | None,
+    margins: dict[int, float] | None,
+    with_votes: bool,
+) -> Iterator[Any]:
+    """PostgreSQL: each live item with counted votes and the majority tallies of one preference question.
+
+    A row is (id, external_id, prompt, first id, first text, second id, second text, counted votes, votes
+    for the first response, the second, tie and both bad, mean margin of the first's and of the second's
+    votes, flagged, mean score of the first and of the second), then with `with_votes` the raters, classes
+    (0, 1, 2 = tie, 3 = both bad, NULL = no choice) and guidelines versions of every vote. Sums run in the
+    order the votes were given, as the general pipeline adds them, so both give the same floats.
+    """
+    first, second = aliased(Response, name="first"), aliased(Response, name="second")
+    keys = [sa.cast(first.id, sa.Text), sa.cast(second.id, sa.Text), sa.literal(TIE), sa.literal(BOTH_BAD)]
+    # Plain -> and ->> steps: their parameters need no conversion on the way to the driver.
+    answers = sa.type_coerce(Annotation.answers, JSONB)
+    answer = answers[question]
+    choice = answer["choice"].astext
+    strength = sa.cast(answer["strength"].astext, sa.Integer)
+    given = (Annotation.created_at, Annotation.id)
+
+    def in_order(function: Any, value: Any) -> Any:
+        return function(aggregate_order_by(value, *given))
+
+    margin: sa.ColumnElement[Any]
+    if margins is None:
+        margin = sa.cast(strength, sa.Float)
+    elif not margins:
+        margin = sa.cast(sa.null(), sa.Float)
+    else:
+        margin = sa.case({k: sa.cast(sa.literal(v), sa.Float) for k, v in margins.items()}, value=strength)
+    columns: list[Any] = [sa.func.count().label("n_counted")]
+    columns += [sa.func.count().filter(choice == key).label(f"class_{k}") for k, key in enumerate(keys)]
+    columns += [in_order(sa.func.avg, margin).filter(choice == keys[k]).label(f"margin_{k}") for k in (0, 1)]
+    columns.append(sa.func.bool_or(_blocking_flag()).label("flagged"))
+    for k in (0, 1):
+        if score_question is None:
+            columns.append(sa.null().label(f"score_{k}"))
+            continue
+        score = answers[score_question].op("->")(keys[k])
+        is_number = sa.func.jsonb_typeof(score) == "number"
+        columns.append(in_order(sa.func.avg, sa.cast(score, sa.Float)).filter(is_number).label(f"score_{k}"))
+    if with_votes:
+        label = sa.case(*((choice == key, k) for k, key in enumerate(keys)))
+        columns += [
+            in_order(sa.func.array_agg, sa.cast(Annotation.user_id, sa.Text)).label("raters"),
+            in_order(sa.func.array_agg, label).label("classes"),
+            in_order(sa.func.array_agg, Annotation.guidelines_version).label("versions"),
+        ]
+    # The excluded raters are read once (a hashed subplan); each item's votes come from the index on
+    # (project, purpose, item).
+    excluded = sa.select(ProjectMembership.user_id).where(
+        ProjectMembership.project_id == project_id, ProjectMembership.excluded_at.is_not(None)
+    )
+    votes = (
+        sa.select(*columns)
+        .where(
+            Annotation.project_id == Item.project_id,
+            Annotation.purpose == "live",
+            Annotation.item_id == Item.id,
+            Annotation.user_id.not_in(excluded),
+        )
+        .lateral("votes")
+    )
+    statement = (
+        sa.select(
+            Item.id,
+            Item.external_id,
+            Item.prompt,
+            sa.cast(first.id, sa.Text),
+            first.text,
+            sa.cast(second.id, sa.Text),
+            second.text,
+            *(c for c in votes.c),
+        )
+        .join(first, sa.and_(first.item_id == Item.id, first.position == 0))
+        .join(second, sa.and_(second.item_id == Item.id, second.position == 1))
+        .join(votes, sa.true())
+        .where(_live_items(project_id), votes.c.n_counted > 0)
+        .order_by(Item.id)
+    )
+    return _pipelined(session, statement)
+
+
+def count_judged_items(session: Session, project_id: uuid.UUID) -> int:
+    """Live items with at least one live annotation: the rows a majority export walks."""
+    statement = sa.select(sa.func.count(sa.distinct(Annotation.item_id))).where(
+        Annotation.project_id == project_id, Annotation.purpose == "live"
+    )
+    return int(session.scalar(statement) or 0)
 
 
 def stream_annotations(session: Session, project_id: uuid.UUID) -> Iterator[Any]:

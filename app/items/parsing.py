@@ -42,6 +42,8 @@ from typing import Any, Literal, TypeAlias
 
 import orjson
 
+from app.json_codec import may_hold_long_integer
+
 ROLES = ("user", "assistant", "system")
 # Column widths of the items tables: checked here so a bad line gets a message, not a database error.
 MAX_EXTERNAL_ID_CHARS = 200
@@ -50,11 +52,6 @@ MAX_MODEL_CHARS = 200
 _UTF8_BOM = b"\xef\xbb\xbf"
 # A JSON escape that decodes to NUL or to a UTF-16 surrogate: only lines containing one need the full scan.
 _SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})")
-# orjson reads integers beyond 64 bits as floats, so lines with a run of 19 digits go to the exact decoder.
-# Found by mapping digits to "0" and the rest to " " (a C table lookup) and a substring search: several times
-# faster than a regular expression.
-_DIGITS_AS_ZERO = bytes(48 if 48 <= code <= 57 else 32 for code in range(256))
-_LONG_DIGIT_RUN = b"0" * 19
 _HH_MARKER = re.compile(r"\n\n(Human|Assistant):")
 _HH_REPLY = "\n\nAssistant:"
 _HH_ROLES = {"Human": "user", "Assistant": "assistant"}
@@ -303,7 +300,7 @@ def _decode_line(raw: bytes) -> Any:
     NaN, numbers out of range, lone surrogates, deep nesting) is decoded again by the standard decoder,
     which accepts it or says precisely what is wrong.
     """
-    if _LONG_DIGIT_RUN not in raw.translate(_DIGITS_AS_ZERO):
+    if not may_hold_long_integer(raw):
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError:

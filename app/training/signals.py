@@ -9,7 +9,6 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from scipy.stats import binomtest
 
 from app.projects.questions import (
     BOTH_BAD,
@@ -143,6 +142,9 @@ def position_bias(pairs: Iterable[tuple[str | None, str | None]]) -> PositionBia
     if n == 0:
         return PositionBias()
     # Screen sides are drawn at random per assignment, so an unbiased rater picks the first one half the time.
+    # (scipy.stats costs tens of MiB in every process; imported where first used.)
+    from scipy.stats import binomtest
+
     test = binomtest(first, n, 0.5)
     interval = test.proportion_ci(confidence_level=0.95)
     return PositionBias(n, first, float(test.pvalue), float(interval.low), float(interval.high))
@@ -381,6 +383,8 @@ def _agreement_reason(agreement: Agreement, reference: float | None, rules: Qual
         return None
     if share > reference - rules.agreement_margin:
         return None
+    from scipy.stats import binomtest
+
     p_value = float(binomtest(agreement.matched, agreement.n, reference, alternative="less").pvalue)
     if p_value >= rules.alpha:
         return None
