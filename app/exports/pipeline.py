@@ -352,8 +352,8 @@ def iter_rows(
     if plan.options.format == "raw":
         yield from _raw_rows(session, plan, tally, progress)
         return
-    if majority_in_database(session, plan):
-        yield from _majority_rows(session, plan, tally, progress, collect=collect)
+    if tallied_in_database(session, plan):
+        yield from _tallied_rows(session, plan, tally, progress, collect=collect)
         return
     total = repository.count_live_items(session, plan.project_id) if progress else 0
     fitted: DawidSkeneLabels | None = None
@@ -398,52 +398,84 @@ def _chunk_rows(
             yield from _emit(plan, group, rows, seen, tally)
 
 
-def majority_in_database(session: Session, plan: ExportPlan) -> bool:
-    """Whether PostgreSQL tallies the votes: majority pairs of a preference question, the common export."""
+def tallied_in_database(session: Session, plan: ExportPlan) -> bool:
+    """Whether PostgreSQL tallies the votes: pairs of a preference question, the common export."""
     return (
         session.get_bind().dialect.name == "postgresql"
         and plan.question is not None
         and plan.question_kind == "preference"
-        and plan.options.aggregation == "majority"
         and plan.options.format in ("preference", "preference-implicit", "kto")
     )
 
 
-def _majority_outcome(
-    counts: tuple[int, int, int, int], margins: tuple[float | None, float | None]
+def _decided(winner: int, n: int, agreement: float, margins: Sequence[float | None]) -> Outcome:
+    # As _preference_outcome: the margin is the mean over the winner's votes, which the database averaged.
+    if winner == TIE_CLASS:
+        return Outcome("tie", n, agreement, level_pairs=[(0, 1)])
+    if winner == BOTH_BAD_CLASS:
+        return Outcome("both_bad", n, agreement, level_pairs=[(0, 1)])
+    return Outcome("pairs", n, agreement, pairs=[(winner, 1 - winner)], margin=margins[winner])
+
+
+def _tallied_outcome(
+    item_id: uuid.UUID,
+    counts: Sequence[int],
+    margins: Sequence[float | None],
+    fitted: DawidSkeneLabels | None,
 ) -> Outcome:
-    # The rules of aggregate_preferences, on counts the database made: a tied top count is unresolved.
+    """The rules of aggregate_preferences on counts the database made: a tied top count is unresolved."""
     n = sum(counts)
     if n == 0:
         return Outcome("none", 0)
+    if fitted is not None:
+        taken = fitted.take(item_id)
+        return Outcome("unresolved", n) if taken is None else _decided(taken[0], n, taken[1], margins)
     top = max(counts)
-    share = top / n
-    if counts.count(top) > 1:
-        return Outcome("unresolved", n, share)
-    winner = counts.index(top)
-    if winner == TIE_CLASS:
-        return Outcome("tie", n, share, level_pairs=[(0, 1)])
-    if winner == BOTH_BAD_CLASS:
-        return Outcome("both_bad", n, share, level_pairs=[(0, 1)])
-    return Outcome("pairs", n, share, pairs=[(winner, 1 - winner)], margin=margins[winner])
+    if list(counts).count(top) > 1:
+        return Outcome("unresolved", n, top / n)
+    return _decided(list(counts).index(top), n, top / n, margins)
 
 
-def _majority_rows(
-    session: Session, plan: ExportPlan, tally: Tally, progress: Progress | None, *, collect: bool
-) -> Iterator[tuple[str | None, dict[str, Any]]]:
-    """Rows from items PostgreSQL has already tallied: per item only filters, row building and writing here."""
+def _tallied_items(session: Session, plan: ExportPlan, *, with_text: bool, with_votes: bool) -> Iterator[Any]:
     assert plan.question is not None
-    total = repository.count_judged_items(session, plan.project_id) if progress else 0
-    tick = _ticker(total, 0.0, 1.0, progress)
-    rows = repository.stream_majority_preferences(
+    return repository.stream_preference_tallies(
         session,
         plan.project_id,
         question=plan.question,
         score_question=plan.score_questions[0] if plan.score_questions else None,
         margins=plan.options.margins,
-        with_votes=collect,
+        with_text=with_text,
+        with_votes=with_votes,
     )
-    labels = tally.labels = LabelArrays() if collect else None
+
+
+def _fit_tallied(
+    session: Session, plan: ExportPlan, tally: Tally, tick: Callable[[], None] | None
+) -> DawidSkeneLabels:
+    """Dawid-Skene's first pass: every item's vote classes, without the texts."""
+    labels = tally.labels = LabelArrays()
+    for chunk in read_chunks(session, _tallied_items(session, plan, with_text=False, with_votes=True)):
+        for row in chunk:
+            if tick is not None:
+                tick()
+            _add_labels(labels, row[0], row[17], row[18])
+    return DawidSkeneLabels.fit(labels)
+
+
+def _tallied_rows(
+    session: Session, plan: ExportPlan, tally: Tally, progress: Progress | None, *, collect: bool
+) -> Iterator[tuple[str | None, dict[str, Any]]]:
+    """Rows from items PostgreSQL has already tallied: per item only filters, row building and writing here."""
+    total = repository.count_judged_items(session, plan.project_id) if progress else 0
+    fitted: DawidSkeneLabels | None = None
+    start = 0.0
+    if plan.options.aggregation == "dawid-skene":
+        fitted = _fit_tallied(session, plan, tally, _ticker(total, 0.0, 0.5, progress))
+        start = 0.5
+    elif collect:
+        tally.labels = LabelArrays()
+    tick = _ticker(total, start, 1.0 - start, progress)
+    rows = _tallied_items(session, plan, with_text=True, with_votes=collect)
     seen: set[int] = set()
     for chunk in read_chunks(session, rows):
         for row in chunk:
@@ -455,33 +487,30 @@ def _majority_rows(
             )
             tally.items += 1
             tally.annotations += n_counted
-            if labels is not None:
-                _count_votes(tally, labels, group, *row[17:20])
-            outcome = _majority_outcome(row[8:12], row[12:14])
+            if collect:
+                raters, classes, versions = row[17:20]
+                tally.raters.update(raters)
+                tally.guidelines_versions.update(versions)
+                if fitted is None and tally.labels is not None:
+                    _add_labels(tally.labels, item_id, raters, classes)
+            outcome = _tallied_outcome(item_id, row[8:12], row[12:14], fitted)
             if not keep_item(plan, outcome, row[14], tally):
                 continue
             scores = [ResponseScore(0, mean, None) for mean in row[15:17]] if plan.score_questions else None
             yield from _emit(plan, group, pair_rows(plan, group, outcome, scores), seen, tally)
 
 
-def _count_votes(
-    tally: Tally,
-    labels: LabelArrays,
-    group: ItemGroup,
-    raters: list[str],
-    classes: list[int | None],
-    versions: list[int],
+def _add_labels(
+    labels: LabelArrays, item_id: uuid.UUID, raters: list[str], classes: list[int | None]
 ) -> None:
-    """What the card counts of one item's votes, as _count_inputs and LabelArrays.add_preference do."""
+    """One item's vote classes, as LabelArrays.add_preference adds them."""
     added = False
-    for rater, label, version in zip(raters, classes, versions, strict=True):
-        tally.raters.add(rater)
-        tally.guidelines_versions[version] += 1
+    for rater, label in zip(raters, classes, strict=True):
         if label is not None:
             labels.add_vote(labels.n_units, rater, label)
             added = True
     if added:
-        labels.unit_items.append(group.item_id)
+        labels.unit_items.append(item_id)
         labels.n_units += 1
 
 

@@ -162,22 +162,24 @@ def _grouped_votes(
     return _stream(session, statement)
 
 
-def stream_majority_preferences(
+def stream_preference_tallies(
     session: Session,
     project_id: uuid.UUID,
     *,
     question: str,
     score_question: str | None,
     margins: dict[int, float] | None,
+    with_text: bool,
     with_votes: bool,
 ) -> Iterator[Any]:
-    """PostgreSQL: each live item with counted votes and the majority tallies of one preference question.
+    """PostgreSQL: each live item with counted votes and the vote tallies of one preference question.
 
     A row is (id, external_id, prompt, first id, first text, second id, second text, counted votes, votes
     for the first response, the second, tie and both bad, mean margin of the first's and of the second's
     votes, flagged, mean score of the first and of the second), then with `with_votes` the raters, classes
-    (0, 1, 2 = tie, 3 = both bad, NULL = no choice) and guidelines versions of every vote. Sums run in the
-    order the votes were given, as the general pipeline adds them, so both give the same floats.
+    (0, 1, 2 = tie, 3 = both bad, NULL = no choice) and guidelines versions of every vote. Without
+    `with_text` the prompt and texts are NULL and never read. Sums run in the order the votes were given, as
+    the general pipeline adds them, so both give the same floats.
     """
     first, second = aliased(Response, name="first"), aliased(Response, name="second")
     keys = [sa.cast(first.id, sa.Text), sa.cast(second.id, sa.Text), sa.literal(TIE), sa.literal(BOTH_BAD)]
@@ -235,11 +237,11 @@ def stream_majority_preferences(
         sa.select(
             Item.id,
             Item.external_id,
-            Item.prompt,
+            Item.prompt if with_text else sa.null(),
             sa.cast(first.id, sa.Text),
-            first.text,
+            first.text if with_text else sa.null(),
             sa.cast(second.id, sa.Text),
-            second.text,
+            second.text if with_text else sa.null(),
             *(c for c in votes.c),
         )
         .join(first, sa.and_(first.item_id == Item.id, first.position == 0))

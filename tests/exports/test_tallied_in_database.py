@@ -1,4 +1,4 @@
-"""PostgreSQL tallies majority preference exports itself; its rows and counts equal the general pipeline's."""
+"""PostgreSQL tallies preference exports itself; its rows and counts equal the general pipeline's."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from tests.exports.helpers import insert_vote, raters
 
 pytestmark = pytest.mark.skipif(
     _backend() != "postgresql",
-    reason="only PostgreSQL tallies majority exports; SQLite runs the general pipeline",
+    reason="only PostgreSQL tallies preference exports; SQLite runs the general pipeline",
 )
 
 OPTION_SETS: list[dict[str, Any]] = [
@@ -32,16 +32,18 @@ OPTION_SETS: list[dict[str, Any]] = [
     {"format": "kto", "include_ties": True},
     {"format": "preference", "min_annotations": 3, "min_agreement": 0.7},
     {"format": "preference", "split": "train=0.5,test=0.5", "seed": 3},
+    {"format": "preference", "aggregation": "dawid-skene"},
+    {"format": "kto", "aggregation": "dawid-skene", "min_agreement": 0.6, "include_ties": True},
 ]
 
 
 def _collect(session: Session, project: Project, options: dict[str, Any], *, in_database: bool) -> Any:
     plan = plan_export(session, project, ExportOptions.model_validate(options))
-    assert pipeline.majority_in_database(session, plan)
+    assert pipeline.tallied_in_database(session, plan)
     tally = Tally()
     with pytest.MonkeyPatch.context() as patch:
         if not in_database:
-            patch.setattr(pipeline, "majority_in_database", lambda *_: False)
+            patch.setattr(pipeline, "tallied_in_database", lambda *_: False)
         rows = list(iter_rows(session, plan, tally, collect=True))
     return rows, tally
 
