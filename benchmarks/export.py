@@ -349,7 +349,7 @@ def _memory_mb(field: str) -> float:
     return float("nan")
 
 
-def child(url: str, project_id: str, file_type: str, out: str) -> None:
+def child(url: str, project_id: str, file_type: str, aggregation: str, out: str) -> None:
     """Stream one export to a file exactly as the API does, then report time and memory as JSON."""
     from app.db import database
     from app.exports import service
@@ -360,7 +360,10 @@ def child(url: str, project_id: str, file_type: str, out: str) -> None:
     with database.new_session() as session:
         project = session.get_one(Project, uuid.UUID(project_id))
         plan = service.plan_export(
-            session, project, StreamOptions(format="preference", file=file_type), streamed=True
+            session,
+            project,
+            StreamOptions(format="preference", file=file_type, aggregation=aggregation),
+            streamed=True,
         )
     baseline = _memory_mb("VmRSS")
     before = resource.getrusage(resource.RUSAGE_SELF)
@@ -392,7 +395,9 @@ def count_rows(path: Path, file_type: str) -> int:
         return sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 20), b""))
 
 
-def run_export(url: str, project_id: uuid.UUID, file_type: str, workdir: Path) -> dict[str, Any]:
+def run_export(
+    url: str, project_id: uuid.UUID, file_type: str, workdir: Path, aggregation: str = "majority"
+) -> dict[str, Any]:
     out = workdir / f"export.{file_type}"
     env = {
         **os.environ,
@@ -405,6 +410,8 @@ def run_export(url: str, project_id: uuid.UUID, file_type: str, workdir: Path) -
         __file__,
         "--child",
         file_type,
+        "--aggregation",
+        aggregation,
         "--database-url",
         url,
         "--project",
@@ -420,6 +427,13 @@ def run_export(url: str, project_id: uuid.UUID, file_type: str, workdir: Path) -
 
 # ------------------------------------------------------------------------------------------------ main
 
+# Name in the table: (file type, aggregation) of a preference export.
+EXPORTS = {
+    "preference jsonl": ("jsonl", "majority"),
+    "preference parquet": ("parquet", "majority"),
+    "dawid-skene jsonl": ("jsonl", "dawid-skene"),
+}
+
 
 def report(results: dict[str, Any]) -> None:
     floor = results["floor_annotations"]["seconds"]
@@ -433,19 +447,19 @@ def report(results: dict[str, Any]) -> None:
         f"with prompt and response text {full:.2f} s"
     )
     print(
-        f"{'export':<18}{'seconds':>9}{'cpu s':>7}{'rows':>10}{'rows/s':>10}{'MiB out':>9}{'peak MiB':>10}"
+        f"{'export':<26}{'seconds':>9}{'cpu s':>7}{'rows':>10}{'rows/s':>10}{'MiB out':>9}{'peak MiB':>10}"
         f"{'x floor':>9}{'x text floor':>14}"
     )
-    for name in ("jsonl", "parquet"):
+    for name in EXPORTS:
         r = results[name]
         print(
-            f"{'preference ' + name:<18}{r['seconds']:>9.2f}{r['cpu_seconds']:>7.1f}{r['rows']:>10,}"
+            f"{name:<26}{r['seconds']:>9.2f}{r['cpu_seconds']:>7.1f}{r['rows']:>10,}"
             f"{r['rows'] / r['seconds']:>10,.0f}{r['bytes'] / 2**20:>9.0f}{r['peak_mb']:>10.0f}"
             f"{r['seconds'] / floor:>9.1f}{r['seconds'] / full:>14.1f}"
         )
     print(
         "peak MiB is the child process's VmHWM, interpreter and libraries included "
-        f"({results['jsonl']['baseline_mb']:.0f} MiB before the export started); cpu s is the exporting "
+        f"({results['preference jsonl']['baseline_mb']:.0f} MiB before the export started); cpu s is the exporting "
         "process's own CPU time, the rest of its wall time is spent waiting on PostgreSQL or the disk."
     )
 
@@ -457,12 +471,13 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
     parser.add_argument("--database", help="reuse a database an earlier --keep run left (skips seeding)")
     parser.add_argument("--child", choices=["jsonl", "parquet"], help=argparse.SUPPRESS)
+    parser.add_argument("--aggregation", default="majority", help=argparse.SUPPRESS)
     parser.add_argument("--database-url", help=argparse.SUPPRESS)
     parser.add_argument("--project", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.database_url, args.project, args.child, args.out)
+        child(args.database_url, args.project, args.child, args.aggregation, args.out)
         return
     # A stopped run still drops its database.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
@@ -480,8 +495,8 @@ def main() -> None:
             results: dict[str, Any] = {**seeded}
             results["floor_annotations"] = copy_out(url, [FLOOR_ANNOTATIONS], project_id)
             results["floor_texts"] = copy_out(url, list(FLOOR_TEXTS), project_id)
-            for file_type in ("jsonl", "parquet"):
-                results[file_type] = run_export(url, project_id, file_type, Path(tmp))
+            for name, (file_type, aggregation) in EXPORTS.items():
+                results[name] = run_export(url, project_id, file_type, Path(tmp), aggregation)
             results["machine"] = {"cores": os.cpu_count(), "python": platform.python_version()}
         report(results)
         if args.json:
