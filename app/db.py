@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,6 +34,9 @@ JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
 # An execution option that asks SQLite to take the write lock when the transaction begins, so a
 # read-then-write transaction waits for the lock instead of failing with "database is locked".
 SQLITE_IMMEDIATE = "prefhub_sqlite_immediate"
+_HOLDS_WRITE_LOCK = "prefhub_holds_write_lock"
+# As long as SQLite's own busy timeout: a writer waits this long for its turn before "database is locked".
+SQLITE_WRITE_WAIT_SECONDS = 30
 
 
 def utcnow() -> datetime:
@@ -91,10 +96,42 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
+    # SQLite has one writer at a time, and a writer that finds the database locked sleeps and retries (up to
+    # 100 ms a turn), so under many concurrent writers a few wait a second or more while others get in first.
+    # Writers of this process queue on a lock instead and go in turn; other processes still meet SQLite's wait.
+    writer = threading.Lock()
+
+    def release(info: dict[str, Any]) -> None:
+        if info.pop(_HOLDS_WRITE_LOCK, False):
+            writer.release()
+
     @event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
-        immediate = conn.get_execution_options().get(SQLITE_IMMEDIATE)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        if not conn.get_execution_options().get(SQLITE_IMMEDIATE):
+            conn.exec_driver_sql("BEGIN")
+            return
+        if not writer.acquire(timeout=SQLITE_WRITE_WAIT_SECONDS):
+            raise sqlite3.OperationalError("database is locked")
+        conn.info[_HOLDS_WRITE_LOCK] = True
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            release(conn.info)
+            raise
+
+    @event.listens_for(engine, "commit")
+    @event.listens_for(engine, "rollback")
+    def _on_end(conn: sa.Connection) -> None:
+        # An invalidated connection has no info to read; the pool's invalidate event released its turn.
+        if not conn.invalidated:
+            release(conn.info)
+
+    # A connection that goes back to the pool or away without commit or rollback frees the lock too.
+    @event.listens_for(engine.pool, "checkin")
+    @event.listens_for(engine.pool, "invalidate")
+    def _on_return(_dbapi_connection: Any, record: Any, *_: Any) -> None:
+        if record is not None:
+            release(record.info)
 
 
 class Database:
