@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
+import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.db import database, utcnow
@@ -140,11 +141,22 @@ def run_pending() -> int:
 
 
 def _loop() -> None:
+    unreachable = False
     while not _stop.is_set():
         try:
             run_pending()
+            if unreachable:
+                logger.info("export worker: database reachable again")
+            unreachable = False
+        except sa.exc.OperationalError as error:
+            # An outage must not kill the worker, nor fill the log with a traceback every second: one line
+            # when it starts, then the worker tries again on each tick.
+            if not unreachable:
+                logger.warning(
+                    "export worker: database unreachable, retrying every %s s: %s", POLL_SECONDS, error.orig
+                )
+            unreachable = True
         except Exception:
-            # A database outage must not kill the worker: it tries again on the next tick.
             logger.exception("export worker tick failed")
         _stop.wait(POLL_SECONDS)
 
