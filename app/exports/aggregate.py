@@ -165,20 +165,23 @@ def _margin(
     return sum(values) / len(values) if values else None
 
 
+def decided_outcome(winner: int, n_votes: int, agreement: float, margin: float | None) -> Outcome:
+    """The outcome of a preference item whose winning class is known; margin counts for a chosen response."""
+    if winner == TIE_CLASS:
+        return Outcome("tie", n_votes, agreement, level_pairs=[(0, 1)])
+    if winner == BOTH_BAD_CLASS:
+        return Outcome("both_bad", n_votes, agreement, level_pairs=[(0, 1)])
+    return Outcome("pairs", n_votes, agreement, pairs=[(winner, 1 - winner)], margin=margin)
+
+
 def _preference_outcome(
     votes: Sequence[tuple[int, int | None]],
     winner: int,
     agreement: float,
     margins: Mapping[int, float] | None,
 ) -> Outcome:
-    n = len(votes)
-    if winner == TIE_CLASS:
-        return Outcome("tie", n, agreement, level_pairs=[(0, 1)])
-    if winner == BOTH_BAD_CLASS:
-        return Outcome("both_bad", n, agreement, level_pairs=[(0, 1)])
-    return Outcome(
-        "pairs", n, agreement, pairs=[(winner, 1 - winner)], margin=_margin(votes, winner, margins)
-    )
+    margin = _margin(votes, winner, margins) if winner not in (TIE_CLASS, BOTH_BAD_CLASS) else None
+    return decided_outcome(winner, len(votes), agreement, margin)
 
 
 def aggregate_preferences(

@@ -16,8 +16,6 @@ from sqlalchemy.orm import Session
 
 from app.exports import repository
 from app.exports.aggregate import (
-    BOTH_BAD_CLASS,
-    TIE_CLASS,
     DawidSkeneLabels,
     ItemGroup,
     LabelArrays,
@@ -26,6 +24,7 @@ from app.exports.aggregate import (
     Vote,
     aggregate_preferences,
     aggregate_ranking,
+    decided_outcome,
     rating_scores,
 )
 from app.exports.formats import Layout, prompt_value
@@ -408,15 +407,6 @@ def tallied_in_database(session: Session, plan: ExportPlan) -> bool:
     )
 
 
-def _decided(winner: int, n: int, agreement: float, margins: Sequence[float | None]) -> Outcome:
-    # As _preference_outcome: the margin is the mean over the winner's votes, which the database averaged.
-    if winner == TIE_CLASS:
-        return Outcome("tie", n, agreement, level_pairs=[(0, 1)])
-    if winner == BOTH_BAD_CLASS:
-        return Outcome("both_bad", n, agreement, level_pairs=[(0, 1)])
-    return Outcome("pairs", n, agreement, pairs=[(winner, 1 - winner)], margin=margins[winner])
-
-
 def _tallied_outcome(
     item_id: uuid.UUID,
     counts: Sequence[int],
@@ -429,11 +419,16 @@ def _tallied_outcome(
         return Outcome("none", 0)
     if fitted is not None:
         taken = fitted.take(item_id)
-        return Outcome("unresolved", n) if taken is None else _decided(taken[0], n, taken[1], margins)
-    top = max(counts)
-    if list(counts).count(top) > 1:
-        return Outcome("unresolved", n, top / n)
-    return _decided(list(counts).index(top), n, top / n, margins)
+        if taken is None:
+            return Outcome("unresolved", n)
+        winner, agreement = taken
+    else:
+        top = max(counts)
+        if list(counts).count(top) > 1:
+            return Outcome("unresolved", n, top / n)
+        winner, agreement = list(counts).index(top), top / n
+    # The database averaged the margin over each response's votes; it counts for the chosen one.
+    return decided_outcome(winner, n, agreement, margins[winner] if winner < len(margins) else None)
 
 
 def _tallied_items(session: Session, plan: ExportPlan, *, with_text: bool, with_votes: bool) -> Iterator[Any]:
