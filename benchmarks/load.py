@@ -139,7 +139,12 @@ async def inject_fault(fault: str, server: Any, tally: Tally) -> list[str]:
     elif fault == "restart-postgres":
         cluster = sorted(os.listdir("/etc/postgresql"))[0]
         started = time.perf_counter()
-        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", cluster, "main", "restart"], check=True)
+        # In a thread: the simulated raters keep calling while the database is down, and must see 503s.
+        await asyncio.to_thread(
+            subprocess.run,
+            ["pg_ctlcluster", "--skip-systemctl-redirect", cluster, "main", "restart"],
+            check=True,
+        )
         events.append(
             f"PostgreSQL restarted in {time.perf_counter() - started:.1f}s at "
             f"{len(tally.acknowledged)} acknowledged"
@@ -329,6 +334,8 @@ def main() -> None:
         failures.append(
             f"non-503 server errors: {[e for e in tally.server_errors if not e.startswith('503')][:3]}"
         )
+    if args.fault == "restart-postgres" and not tally.statuses.get(503):
+        failures.append("no request saw the outage (no 503): the restart was not exercised")
     if checks["acknowledged"] < args.submissions:
         failures.append(
             f"only {checks['acknowledged']} of {args.submissions} submissions within the time limit"
