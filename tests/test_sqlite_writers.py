@@ -36,16 +36,20 @@ def _add_one(connection: sa.Connection) -> None:
     connection.execute(COUNTER.update().values(n=COUNTER.c.n + 1))
 
 
+def _commit_one(engine: sa.Engine) -> None:
+    writer = _writer(engine)
+    with writer.begin():
+        _add_one(writer)
+    writer.close()
+
+
 def _count(engine: sa.Engine) -> int:
     with engine.connect() as connection:
         return int(connection.scalar(sa.select(COUNTER.c.n)) or 0)
 
 
 def test_every_way_a_write_transaction_ends_lets_the_next_writer_in(engine: sa.Engine) -> None:
-    committed = _writer(engine)
-    with committed.begin():
-        _add_one(committed)
-    committed.close()
+    _commit_one(engine)
 
     rolled_back = _writer(engine)
     transaction = rolled_back.begin()
@@ -67,10 +71,7 @@ def test_every_way_a_write_transaction_ends_lets_the_next_writer_in(engine: sa.E
     broken.rollback()
     broken.close()
 
-    last = _writer(engine)
-    with last.begin():
-        _add_one(last)
-    last.close()
+    _commit_one(engine)
     assert _count(engine) == 2
 
 
@@ -79,7 +80,7 @@ def test_a_writer_that_cannot_begin_does_not_keep_the_turn(engine: sa.Engine) ->
     outsider = engine.raw_connection()
     outsider.execute("PRAGMA busy_timeout=0")  # type: ignore[attr-defined]
     outsider.execute("BEGIN IMMEDIATE")  # type: ignore[attr-defined]
-    blocked = engine.connect().execution_options(**{SQLITE_IMMEDIATE: True})
+    blocked = _writer(engine)
     blocked.connection.dbapi_connection.execute("PRAGMA busy_timeout=0")  # type: ignore[union-attr]
     with pytest.raises(sa.exc.OperationalError, match="locked"):
         blocked.begin()
@@ -87,10 +88,7 @@ def test_a_writer_that_cannot_begin_does_not_keep_the_turn(engine: sa.Engine) ->
     outsider.execute("ROLLBACK")  # type: ignore[attr-defined]
     outsider.close()
 
-    writer = _writer(engine)
-    with writer.begin():
-        _add_one(writer)
-    writer.close()
+    _commit_one(engine)
     assert _count(engine) == 1
 
 
@@ -100,10 +98,7 @@ def test_concurrent_writers_all_commit(engine: sa.Engine) -> None:
     def work() -> None:
         try:
             for _ in range(25):
-                connection = _writer(engine)
-                with connection.begin():
-                    _add_one(connection)
-                connection.close()
+                _commit_one(engine)
         except BaseException as error:
             failures.append(error)
 

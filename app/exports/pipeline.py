@@ -427,8 +427,9 @@ def _tallied_outcome(
         if list(counts).count(top) > 1:
             return Outcome("unresolved", n, top / n)
         winner, agreement = list(counts).index(top), top / n
-    # The database averaged the margin over each response's votes; it counts for the chosen one.
-    return decided_outcome(winner, n, agreement, margins[winner] if winner < len(margins) else None)
+    # The database averaged the margin over each response's votes; only a chosen response has one.
+    margin = margins[winner] if winner in (0, 1) else None
+    return decided_outcome(winner, n, agreement, margin)
 
 
 def _tallied_items(session: Session, plan: ExportPlan, *, with_text: bool, with_votes: bool) -> Iterator[Any]:

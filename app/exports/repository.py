@@ -254,7 +254,7 @@ def stream_preference_tallies(
 
 
 def count_judged_items(session: Session, project_id: uuid.UUID) -> int:
-    """Live items with at least one live annotation: the rows a majority export walks."""
+    """Items with at least one live annotation: about the rows a tallied export walks, for its progress."""
     statement = sa.select(sa.func.count(sa.distinct(Annotation.item_id))).where(
         Annotation.project_id == project_id, Annotation.purpose == "live"
     )
