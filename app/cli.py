@@ -75,7 +75,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
                 "gunicorn",
                 "app.asgi:app",
                 "--worker-class",
-                "uvicorn_worker.UvicornWorker",
+                "app.serving.FairUvicornWorker",
                 "--workers",
                 str(args.workers),
                 "--bind",

@@ -294,7 +294,7 @@ def _server_command(app: str, port: int, workers: int) -> list[str]:
         "gunicorn",
         app,
         "--worker-class",
-        "uvicorn_worker.UvicornWorker",
+        "app.serving.FairUvicornWorker",
         "--workers",
         str(workers),
         "--bind",

@@ -1,0 +1,123 @@
+"""The gunicorn worker shares connections between workers and recycles long-lived ones (app.serving)."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from app.serving import REQUESTS_PER_CONNECTION
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKERS = 2
+
+
+@dataclass
+class Served:
+    port: int
+    worker_pids: set[str]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _get(connection: http.client.HTTPConnection) -> tuple[str, str | None]:
+    connection.request("GET", "/")
+    response = connection.getresponse()
+    return response.read().decode(), response.getheader("connection")
+
+
+def _pid_on_new_connection(port: int) -> str:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        return _get(connection)[0]
+    finally:
+        connection.close()
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[Served]:
+    port = _free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "tests.serving.pid_app:app",
+            "--worker-class",
+            "app.serving.FairUvicornWorker",
+            "--workers",
+            str(WORKERS),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+    )
+    try:
+        # Both workers must be serving before a test counts where connections land.
+        seen: set[str] = set()
+        deadline = time.monotonic() + 30
+        while len(seen) < WORKERS and time.monotonic() < deadline:
+            try:
+                seen.add(_pid_on_new_connection(port))
+            except OSError:
+                time.sleep(0.1)
+        assert len(seen) == WORKERS, f"only workers {seen} answered"
+        yield Served(port=port, worker_pids=seen)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_a_burst_of_connections_is_shared_between_workers(served: Served) -> None:
+    # Eight clients connect while the workers are busy (stopped, here), so all eight wait in the listening
+    # socket's queue; one worker gets back to its event loop a few milliseconds before the other. An event
+    # loop that accepted every pending connection at once took all eight in that head start.
+    clients = 8
+    connections = [http.client.HTTPConnection("127.0.0.1", served.port, timeout=5) for _ in range(clients)]
+    for pid in served.worker_pids:
+        os.kill(int(pid), signal.SIGSTOP)
+    try:
+        for connection in connections:
+            connection.request("GET", "/")
+    finally:
+        for pid in sorted(served.worker_pids):
+            os.kill(int(pid), signal.SIGCONT)
+            time.sleep(0.005)
+    try:
+        pids = [connection.getresponse().read().decode() for connection in connections]
+    finally:
+        for connection in connections:
+            connection.close()
+    per_worker = Counter(pids)
+    assert set(per_worker) == served.worker_pids, per_worker
+    assert min(per_worker.values()) >= clients // 4, per_worker
+
+
+def test_a_connection_is_closed_after_its_share_of_requests(served: Served) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", served.port, timeout=5)
+    try:
+        answers = [_get(connection) for _ in range(REQUESTS_PER_CONNECTION)]
+        # http.client reconnects by itself once told to close.
+        after = _get(connection)
+    finally:
+        connection.close()
+    assert all(header is None for _, header in answers[:-1])
+    assert answers[-1][1] == "close"
+    assert len({pid for pid, _ in answers}) == 1, "one connection is served by one worker"
+    assert after[1] is None
