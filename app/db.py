@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,6 +38,13 @@ SQLITE_IMMEDIATE = "prefhub_sqlite_immediate"
 _HOLDS_WRITE_LOCK = "prefhub_holds_write_lock"
 # As long as SQLite's own busy timeout: a writer waits this long for its turn before "database is locked".
 SQLITE_WRITE_WAIT_SECONDS = 30
+
+
+# A PostgreSQL connection that sat in the pool this long is checked with a round trip before use: the server
+# may have restarted or a firewall dropped it. Under load connections come back within milliseconds and skip
+# that round trip (SQLAlchemy's pre-ping paid it on every request).
+PING_AFTER_IDLE_SECONDS = 1.0
+_IDLE_SINCE = "prefhub_idle_since"
 
 
 def utcnow() -> datetime:
@@ -74,14 +82,36 @@ def create_db_engine(database_url: str, settings: Settings | None = None) -> Eng
         engine = sa.create_engine(database_url, connect_args={"check_same_thread": False, "timeout": 30})
         _configure_sqlite(engine)
         return engine
-    return sa.create_engine(
+    engine = sa.create_engine(
         database_url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
-        pool_pre_ping=True,
         # Answers, prompts and metadata are read on every hot call and by every export.
         json_deserializer=load_stored_json,
     )
+    _ping_when_idle(engine)
+    return engine
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Check a pooled connection before use if it has been idle; a dead one is replaced before the request
+    sees it. One that dies while in steady use fails its request (a 503) and makes the pool reconnect."""
+
+    @event.listens_for(engine.pool, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine.pool, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.pop(_IDLE_SINCE, None)
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            # The pool discards this connection and checks out another (a new one, if the server is back).
+            raise sa.exc.DisconnectionError(str(error)) from error
 
 
 def _configure_sqlite(engine: Engine) -> None:
