@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.selectable import ExecutableReturnsRows
 
 from app.annotation.models import Annotation, Assignment
@@ -359,26 +360,86 @@ def lock_assignment_with_project(
     return None if row is None else (row[0], row[1])
 
 
-def count_live_submission(
-    session: Session, item_id: uuid.UUID, *, annotations_per_item: int, slot_returned: bool
-) -> bool:
-    """Count a submitted annotation on its live item, unless the item is already complete (False then).
-
-    One guarded UPDATE: concurrent submits on the item queue on its row, and each sees the count the one
-    before it left."""
-    counted = session.execute(
+def _count_vote(item_id: IdOrParam, annotations_per_item: IntOrParam, slot_returned: IntOrParam) -> sa.Update:
+    """Count a vote on its item unless the item is already complete: one guarded UPDATE, so concurrent submits
+    on the item queue on its row and each sees the count the one before it left. A lease that expired and was
+    reclaimed takes its slot back (slot_returned is 1)."""
+    return (
         sa.update(Item)
         .where(Item.id == item_id, Item.annotation_count < annotations_per_item)
         .values(
             annotation_count=Item.annotation_count + 1,
-            assigned_count=Item.assigned_count + (1 if slot_returned else 0),
+            assigned_count=Item.assigned_count + slot_returned,
             is_complete=Item.annotation_count + 1 >= annotations_per_item,
         )
         .returning(Item.id)
         # The hot path never holds the Item in the session: nothing to bring up to date.
         .execution_options(synchronize_session=False)
-    ).first()
-    return counted is not None
+    )
+
+
+def store_live_annotation(
+    session: Session,
+    annotation: Annotation,
+    assignment: Assignment,
+    *,
+    annotations_per_item: int,
+    finished_at: datetime,
+) -> bool:
+    """Count the annotation on its live item, store it and mark its assignment submitted; False, with nothing
+    written, when the item is already complete."""
+    slot_returned = 0 if assignment.status == "leased" else 1
+    if not _is_postgresql(session):
+        counted = session.execute(
+            _count_vote(annotation.item_id, annotations_per_item, slot_returned)
+        ).first()
+        if counted is None:
+            return False
+        session.add(annotation)
+        assignment.status, assignment.finished_at = "submitted", finished_at
+        return True
+    parameters = {f"a_{column}": getattr(annotation, column) for column in _STORED_COLUMNS}
+    parameters |= {"per_item": annotations_per_item, "slot_returned": slot_returned, "finished": finished_at}
+    stored = session.scalar(_store_live_annotation_statement(), parameters)
+    if not stored:
+        return False
+    # Written by the statement: the loaded assignment only needs to know, not to write it again.
+    set_committed_value(assignment, "status", "submitted")
+    set_committed_value(assignment, "finished_at", finished_at)
+    return True
+
+
+# What a submit writes; gold results and corrections come later.
+_STORED_COLUMNS = tuple(
+    column.name for column in Annotation.__table__.columns if column.name not in ("gold_result", "updated_at")
+)
+
+
+@functools.cache
+def _store_live_annotation_statement() -> sa.Select[Any]:
+    """PostgreSQL, one round trip: count the vote, insert the annotation and finish the assignment, the last
+    two only when the count was taken."""
+    table = Annotation.__table__
+    values = {name: sa.bindparam(f"a_{name}", type_=table.c[name].type) for name in _STORED_COLUMNS}
+    counted = _count_vote(
+        values["item_id"],
+        sa.bindparam("per_item", type_=sa.Integer),
+        sa.bindparam("slot_returned", type_=sa.Integer),
+    ).cte("counted")
+    stored = (
+        sa.insert(Annotation)
+        .from_select(list(_STORED_COLUMNS), sa.select(*values.values()).select_from(counted))
+        .returning(Annotation.id)
+        .cte("stored")
+    )
+    finished = (
+        sa.update(Assignment)
+        .where(Assignment.id == values["assignment_id"], sa.exists(sa.select(stored.c.id)))
+        .values(status="submitted", finished_at=sa.bindparam("finished", type_=TZDateTime))
+        .cte("finished")
+    )
+    # PostgreSQL runs every data-modifying CTE, read or not; the count says whether anything was written.
+    return sa.select(sa.func.count()).select_from(stored).add_cte(counted, finished)
 
 
 def lock_assignment(session: Session, assignment_id: uuid.UUID) -> Assignment | None:

@@ -151,16 +151,7 @@ def submit_annotation(
     if not project.questions:
         raise exceptions.InvalidAnswers("The project has no questions.")
     answers = _validated(project, body.answers, assignment.display_order)
-    if assignment.purpose == "live":
-        # A lease that expired and was reclaimed takes its slot on the item back.
-        counted = repo.count_live_submission(
-            session,
-            assignment.item_id,
-            annotations_per_item=project.annotations_per_item,
-            slot_returned=assignment.status != "leased",
-        )
-        if not counted:
-            raise exceptions.ItemCompleted()
+    now = utcnow()
     annotation = Annotation(
         id=uuid.uuid4(),
         assignment_id=assignment.id,
@@ -177,13 +168,22 @@ def submit_annotation(
         idempotency_key=idempotency_key,
         request_hash=request_hash,
         revision=1,
-        created_at=utcnow(),
+        created_at=now,
     )
-    session.add(annotation)
-    assignment.status = "submitted"
-    assignment.finished_at = utcnow()
     feedback = None
-    if assignment.purpose != "live":
+    if assignment.purpose == "live":
+        stored = repo.store_live_annotation(
+            session,
+            annotation,
+            assignment,
+            annotations_per_item=project.annotations_per_item,
+            finished_at=now,
+        )
+        if not stored:
+            raise exceptions.ItemCompleted()
+    else:
+        session.add(annotation)
+        assignment.status, assignment.finished_at = "submitted", now
         item = session.get_one(Item, assignment.item_id)
         feedback = training_service.grade(session, project, user, item, annotation)
     session.flush()
