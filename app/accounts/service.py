@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -170,17 +171,23 @@ def issue_login_token(session: Session, user: User) -> tuple[ApiToken, str]:
 
 
 def user_for_token(session: Session, raw: str) -> User | None:
-    row = session.execute(
-        sa.select(User, ApiToken.expires_at)
-        .join(ApiToken, ApiToken.user_id == User.id)
-        .where(ApiToken.token_hash == hash_token(raw), ApiToken.revoked_at.is_(None))
-    ).first()
+    row = session.execute(_user_for_token_statement(), {"token_hash": hash_token(raw)}).first()
     if row is None:
         return None
     user, expires_at = row
     if expires_at is not None and expires_at < utcnow():
         return None
     return user if user.is_active else None
+
+
+@functools.cache
+def _user_for_token_statement() -> sa.Select[User, datetime | None]:
+    # Every API call runs this: built once, so SQLAlchemy skips building it again (see the annotation repository).
+    return (
+        sa.select(User, ApiToken.expires_at)
+        .join(ApiToken, ApiToken.user_id == User.id)
+        .where(ApiToken.token_hash == sa.bindparam("token_hash"), ApiToken.revoked_at.is_(None))
+    )
 
 
 def list_tokens(session: Session, user: User) -> list[ApiToken]:

@@ -26,6 +26,10 @@ IntOrParam = int | sa.ColumnElement[Any]
 
 # The hot path is written twice where it pays: on PostgreSQL, data-modifying CTEs fold several steps into
 # one round trip; SQLite, the embedded single-process mode, takes them one statement at a time.
+#
+# Its statements are built once, with bound parameters (functools.cache): building a statement and its
+# cache key again on every call cost several percent of a worker's time. Parameters are named unlike any
+# column: an UPDATE would take a parameter named after a column as a value to set.
 
 
 def _is_postgresql(session: Session) -> bool:
@@ -37,13 +41,21 @@ def lock_membership(
 ) -> tuple[Project, ProjectMembership] | None:
     """The project and the rater's membership, locked: one rater's concurrent requests on a project queue
     here (a double click gets one lease, not two)."""
-    row = session.execute(
+    row = session.execute(_lock_membership_statement(), {"project": project_id, "rater": user_id}).first()
+    return None if row is None else (row[0], row[1])
+
+
+@functools.cache
+def _lock_membership_statement() -> sa.Select[Project, ProjectMembership]:
+    return (
         sa.select(Project, ProjectMembership)
         .join(ProjectMembership, ProjectMembership.project_id == Project.id)
-        .where(Project.id == project_id, ProjectMembership.user_id == user_id)
+        .where(
+            Project.id == sa.bindparam("project", type_=sa.Uuid),
+            ProjectMembership.user_id == sa.bindparam("rater", type_=sa.Uuid),
+        )
         .with_for_update(of=ProjectMembership)
-    ).first()
-    return None if row is None else (row[0], row[1])
+    )
 
 
 def _expire_leases(project_id: IdOrParam, now: TimeOrParam) -> sa.Update:
@@ -86,9 +98,6 @@ def reclaim_and_find_lease(
 
 @functools.cache
 def _reclaim_and_find_lease_statement() -> sa.Select[Assignment]:
-    # Built once with bound parameters (named unlike any column: an UPDATE would take a parameter named after
-    # a column as a value to set): SQLAlchemy then reuses its cache key and compiled form, and
-    # psycopg its prepared statement, on every call.
     project_id, user_id = sa.bindparam("project", type_=sa.Uuid), sa.bindparam("rater", type_=sa.Uuid)
     now = sa.bindparam("now", type_=TZDateTime)
     expired = _expire_leases(project_id, now).cte("expired")
@@ -329,12 +338,19 @@ def lease_item(
 
 
 def load_item_with_responses(session: Session, item_id: uuid.UUID) -> tuple[Item, dict[str, Response]]:
-    rows = session.execute(
-        sa.select(Item, Response).outerjoin(Response, Response.item_id == Item.id).where(Item.id == item_id)
-    ).all()
+    rows = session.execute(_item_with_responses_statement(), {"item": item_id}).all()
     if not rows:
         raise LookupError(f"item {item_id} does not exist")
     return rows[0][0], {str(response.id): response for _, response in rows if response is not None}
+
+
+@functools.cache
+def _item_with_responses_statement() -> sa.Select[Item, Response]:
+    return (
+        sa.select(Item, Response)
+        .outerjoin(Response, Response.item_id == Item.id)
+        .where(Item.id == sa.bindparam("item", type_=sa.Uuid))
+    )
 
 
 def ordered_response_ids(session: Session, item_id: uuid.UUID, permutation: list[int]) -> list[str]:
@@ -351,13 +367,18 @@ def ordered_response_ids(session: Session, item_id: uuid.UUID, permutation: list
 def lock_assignment_with_project(
     session: Session, assignment_id: uuid.UUID
 ) -> tuple[Assignment, Project] | None:
-    row = session.execute(
+    row = session.execute(_lock_assignment_with_project_statement(), {"assignment": assignment_id}).first()
+    return None if row is None else (row[0], row[1])
+
+
+@functools.cache
+def _lock_assignment_with_project_statement() -> sa.Select[Assignment, Project]:
+    return (
         sa.select(Assignment, Project)
         .join(Project, Project.id == Assignment.project_id)
-        .where(Assignment.id == assignment_id)
+        .where(Assignment.id == sa.bindparam("assignment", type_=sa.Uuid))
         .with_for_update(of=Assignment)
-    ).first()
-    return None if row is None else (row[0], row[1])
+    )
 
 
 def _count_vote(item_id: IdOrParam, annotations_per_item: IntOrParam, slot_returned: IntOrParam) -> sa.Update:
