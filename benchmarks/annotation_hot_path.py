@@ -11,12 +11,13 @@ import json
 import time
 from typing import Any
 
-import httpx
+import aiohttp
+import orjson
 
 from benchmarks.common import (
-    async_client,
     drop_database,
     fresh_database,
+    lean_client,
     machine_line,
     percentiles,
     print_table,
@@ -26,35 +27,45 @@ from benchmarks.common import (
 
 
 async def _annotator(
-    client: httpx.AsyncClient, token: str, project_id: str, until: float, stats: dict[str, list[float]]
+    client: aiohttp.ClientSession, token: str, project_id: str, until: float, stats: dict[str, list[float]]
 ) -> None:
     headers = {"Authorization": f"Bearer {token}"}
+    submit_headers = {**headers, "Content-Type": "application/json"}
     while time.perf_counter() < until:
         started = time.perf_counter()
-        response = await client.post(f"/api/v1/projects/{project_id}/assignments/next", headers=headers)
+        async with client.post(
+            f"/api/v1/projects/{project_id}/assignments/next", headers=headers
+        ) as response:
+            body, status = await response.read(), response.status
         stats["next"].append(time.perf_counter() - started)
-        if response.status_code != 200:
-            stats["errors"].append(response.status_code)
+        if status != 200:
+            stats["errors"].append(status)
             return
-        assignment = response.json()
-        body = {"answers": {"overall": {"choice": assignment["item"]["responses"][0]["id"], "strength": 2}}}
+        assignment = orjson.loads(body)
+        answer = {"answers": {"overall": {"choice": assignment["item"]["responses"][0]["id"], "strength": 2}}}
         started = time.perf_counter()
-        submitted = await client.post(
-            f"/api/v1/assignments/{assignment['assignment_id']}/annotation", json=body, headers=headers
-        )
+        async with client.post(
+            f"/api/v1/assignments/{assignment['assignment_id']}/annotation",
+            data=orjson.dumps(answer),
+            headers=submit_headers,
+        ) as submitted:
+            await submitted.read()
         stats["submit"].append(time.perf_counter() - started)
-        if submitted.status_code != 201:
-            stats["errors"].append(submitted.status_code)
+        if submitted.status != 201:
+            stats["errors"].append(submitted.status)
 
 
 async def drive(
     url: str, tokens: list[str], project_id: str, seconds: float, warmup: float = 2.0
 ) -> dict[str, Any]:
-    async with async_client(url, len(tokens)) as client:
+    # The warm-up runs on connections of its own: the measured ones are opened once every worker is up and
+    # warm, as they would be in service, so the workers share them out evenly.
+    async with lean_client(url, len(tokens)) as client:
         warm: dict[str, list[float]] = {"next": [], "submit": [], "errors": []}
         await asyncio.gather(
             *(_annotator(client, t, project_id, time.perf_counter() + warmup, warm) for t in tokens)
         )
+    async with lean_client(url, len(tokens)) as client:
         stats: dict[str, list[float]] = {"next": [], "submit": [], "errors": []}
         started = time.perf_counter()
         await asyncio.gather(*(_annotator(client, t, project_id, started + seconds, stats) for t in tokens))
@@ -71,15 +82,17 @@ async def drive(
 async def drive_floor(url: str, concurrency: int, seconds: float) -> float:
     count = 0
 
-    async def loop(client: httpx.AsyncClient, until: float) -> None:
+    async def loop(client: aiohttp.ClientSession, until: float) -> None:
         nonlocal count
         while time.perf_counter() < until:
-            response = await client.post("/floor")
-            response.raise_for_status()
+            async with client.post("/floor") as response:
+                await response.read()
+                response.raise_for_status()
             count += 1
 
-    async with async_client(url, concurrency) as client:
+    async with lean_client(url, concurrency) as client:
         await asyncio.gather(*(loop(client, time.perf_counter() + 1.0) for _ in range(concurrency)))
+    async with lean_client(url, concurrency) as client:
         count = 0
         started = time.perf_counter()
         await asyncio.gather(*(loop(client, started + seconds) for _ in range(concurrency)))

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 import numpy as np
 import sqlalchemy as sa
@@ -340,6 +341,17 @@ def async_client(url: str, concurrency: int) -> httpx.AsyncClient:
         limits=httpx.Limits(max_connections=concurrency + 4, max_keepalive_connections=concurrency + 4),
     )
     return httpx.AsyncClient(base_url=url, transport=transport, timeout=30)
+
+
+def lean_client(url: str, concurrency: int) -> aiohttp.ClientSession:
+    """The hot-path benchmark's client. It shares two cores with the server and PostgreSQL, so it must cost
+    little: httpx took 1.45 ms of CPU per request, a quarter of the machine at full load; aiohttp takes
+    0.3 ms. aiohttp sets TCP_NODELAY on its connections itself."""
+    return aiohttp.ClientSession(
+        base_url=url,
+        connector=aiohttp.TCPConnector(limit=concurrency + 4),
+        timeout=aiohttp.ClientTimeout(total=30),
+    )
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
