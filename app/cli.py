@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import glob
 import os
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -60,11 +62,24 @@ def cmd_seed_demo(args: argparse.Namespace) -> None:
         print(f"  {login.role:<10} {login.username:<8} password: {login.password}")
 
 
+def _prepare_shared_metrics() -> None:
+    """Workers write their metrics to files in one directory, so /metrics on any worker reports them all.
+    A directory given in the environment is emptied first: counts from an earlier run would add up."""
+    from app.observability import METRICS_DIR_VARIABLE
+
+    directory = os.environ.get(METRICS_DIR_VARIABLE) or tempfile.mkdtemp(prefix="prefhub-metrics-")
+    os.makedirs(directory, exist_ok=True)
+    for stale in glob.glob(os.path.join(directory, "*.db")):
+        os.remove(stale)
+    os.environ[METRICS_DIR_VARIABLE] = directory
+
+
 def cmd_serve(args: argparse.Namespace) -> None:
     if not args.no_migrate:
         cmd_db_upgrade(args)
     print(f"PrefHub is serving on http://{args.host}:{args.port}/", flush=True)
     if args.workers > 1:
+        _prepare_shared_metrics()
         # gunicorn supervises the workers (restarting any that die); uvicorn's own multi-process mode
         # answered small POSTs about 40 ms late on loopback in our measurements.
         os.execv(

@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.db import database
 from app.migrations_state import migration_status
+from app.observability import metrics_registry
 
 router = APIRouter(tags=["health"])
 
@@ -29,4 +30,4 @@ async def metrics() -> Response:
     from app.annotation.metrics import refresh_queue_gauges
 
     await run_in_threadpool(refresh_queue_gauges)
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(metrics_registry()), media_type=CONTENT_TYPE_LATEST)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import os
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 
 _request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
@@ -17,8 +18,29 @@ REQUEST_LATENCY = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 ANNOTATIONS_SUBMITTED = Counter("prefhub_annotations_submitted_total", "Annotations submitted", ["purpose"])
-ACTIVE_LEASES = Gauge("prefhub_active_leases", "Unexpired leases per project", ["project"])
-ITEMS_LEFT = Gauge("prefhub_items_left", "Live items not yet complete per project", ["project"])
+# Read from the database by whichever worker is scraped: across workers, the newest reading counts.
+ACTIVE_LEASES = Gauge(
+    "prefhub_active_leases", "Unexpired leases per project", ["project"], multiprocess_mode="mostrecent"
+)
+ITEMS_LEFT = Gauge(
+    "prefhub_items_left",
+    "Live items not yet complete per project",
+    ["project"],
+    multiprocess_mode="mostrecent",
+)
+# Where worker processes keep their metrics, so that any of them can answer /metrics for all (see `prefhub
+# serve`). prometheus_client reads it when first imported.
+METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def metrics_registry() -> CollectorRegistry:
+    """This process's metrics, or, under several workers, every worker's added up (dead ones included, so
+    counters never go backwards)."""
+    if not os.environ.get(METRICS_DIR_VARIABLE):
+        return REGISTRY
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    return registry
 
 
 def current_request_id() -> str | None:
