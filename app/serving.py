@@ -5,8 +5,8 @@ of new connections (raters starting together, a proxy opening its keep-alive poo
 woke first and stays there: in our benchmark all eight raters' connections went to one of two workers, which
 then did all the work while the other idled. Two changes share them out:
 
-- a worker accepts one connection per wake-up, and one that already holds connections waits a moment first,
-  so a less loaded worker takes the next one;
+- a worker accepts one connection per wake-up, and one whose connections are in use waits a moment first, so
+  a less busy worker takes the next one;
 - a connection is closed after a number of requests (nginx's keepalive_requests, Apache's
   MaxKeepAliveRequests), so its client reconnects and the placement above corrects any imbalance left, such as
   a burst that met a worker still starting.
@@ -18,10 +18,11 @@ import asyncio
 import errno
 import gc
 import logging
+import math
 import socket
 import ssl
 import sys
-from collections.abc import Callable, Sized
+from collections.abc import Callable
 
 from gunicorn.arbiter import Arbiter
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -30,10 +31,13 @@ from uvicorn_worker import UvicornWorker
 
 logger = logging.getLogger(__name__)
 
-# A worker holding n connections waits n times this before accepting (capped), so new connections favour
-# the worker holding fewest. Only connection set-up pays it; requests on open connections never do.
+# A worker with n connections in use waits n times this before accepting (capped), so new connections favour
+# the least busy worker. Only connection set-up pays the delay; requests on open connections never do.
 ACCEPT_DELAY_PER_CONNECTION_S = 0.002
 ACCEPT_DELAY_CAP_S = 0.02
+# A connection is in use if it sent a request this recently. Raters who pause to read an item leave their
+# connection idle; it should not make a new rater's connection wait.
+IN_USE_WINDOW_S = 1.0
 # nginx's keepalive_requests default: rare enough that a reconnect's handshake stays out of the p99.
 REQUESTS_PER_CONNECTION = 1000
 # Out of file descriptors: stop accepting for a moment rather than spin on the error.
@@ -48,13 +52,13 @@ class FairAcceptor:
         loop: asyncio.AbstractEventLoop,
         listener: socket.socket,
         protocol_factory: Callable[[], asyncio.Protocol],
-        connections: Sized,
+        connections_in_use: Callable[[], int],
         ssl_context: ssl.SSLContext | None,
     ) -> None:
         self._loop = loop
         self._listener = listener
         self._protocol_factory = protocol_factory
-        self._connections = connections
+        self._connections_in_use = connections_in_use
         self._ssl = ssl_context
         self._stopped = False
         self._pending: asyncio.TimerHandle | None = None
@@ -73,9 +77,9 @@ class FairAcceptor:
         self._loop.remove_reader(self._listener.fileno())
 
     def delay(self) -> float:
-        # Connections still being set up count too: a burst would otherwise all look like an idle worker.
-        held = len(self._connections) + len(self._tasks)
-        return min(held * ACCEPT_DELAY_PER_CONNECTION_S, ACCEPT_DELAY_CAP_S)
+        # Connections still being set up count too: a burst would otherwise all meet an idle-looking worker.
+        busy = self._connections_in_use() + len(self._tasks)
+        return min(busy * ACCEPT_DELAY_PER_CONNECTION_S, ACCEPT_DELAY_CAP_S)
 
     def _on_readable(self) -> None:
         # Stop watching until this connection is handled: the socket stays readable while it waits.
@@ -127,10 +131,12 @@ class RecyclingHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's HTTP/1.1 protocol, answering with `Connection: close` once a connection has served its share."""
 
     requests_served = 0
+    last_request_at = -math.inf
 
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
         self.requests_served += 1
+        self.last_request_at = self.loop.time()
         if self.requests_served >= REQUESTS_PER_CONNECTION and self.cycle is not None:
             self.cycle.keep_alive = False
 
@@ -162,11 +168,17 @@ class FairServer(Server):
         gc.freeze()
         loop = asyncio.get_running_loop()
         for listener in sockets:
-            acceptor = FairAcceptor(
-                loop, listener, create_protocol, self.server_state.connections, config.ssl
-            )
+            acceptor = FairAcceptor(loop, listener, create_protocol, self.connections_in_use, config.ssl)
             acceptor.start()
             self.acceptors.append(acceptor)
+
+    def connections_in_use(self) -> int:
+        since = asyncio.get_running_loop().time() - IN_USE_WINDOW_S
+        return sum(
+            1
+            for connection in self.server_state.connections
+            if getattr(connection, "last_request_at", -math.inf) >= since
+        )
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         for acceptor in self.acceptors:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import os
 import signal
@@ -15,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from uvicorn.config import Config
 
-from app.serving import REQUESTS_PER_CONNECTION
+from app.serving import IN_USE_WINDOW_S, REQUESTS_PER_CONNECTION, FairServer
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKERS = 2
@@ -121,3 +123,27 @@ def test_a_connection_is_closed_after_its_share_of_requests(served: Served) -> N
     assert answers[-1][1] == "close"
     assert len({pid for pid, _ in answers}) == 1, "one connection is served by one worker"
     assert after[1] is None
+
+
+class _Connection:
+    def __init__(self, last_request_at: float | None) -> None:
+        if last_request_at is not None:
+            self.last_request_at = last_request_at
+
+
+def test_only_connections_used_lately_make_a_worker_look_busy() -> None:
+    # Raters reading an item leave their connections idle: those must not delay a new rater's connection.
+    server = FairServer(Config(app=lambda *args: None))
+
+    async def in_use() -> int:
+        now = asyncio.get_running_loop().time()
+        server.server_state.connections.update(
+            {
+                _Connection(now - 0.1),  # mid-cycle
+                _Connection(now - IN_USE_WINDOW_S - 5),  # idle keep-alive
+                _Connection(None),  # connected, no request yet
+            }
+        )
+        return server.connections_in_use()
+
+    assert asyncio.run(in_use()) == 1
