@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy.special import expit, logsumexp
+from scipy.special import expit
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -31,7 +31,7 @@ def _index(x: npt.ArrayLike, name: str) -> IntArray:
     arr = np.asarray(x).reshape(-1)
     if arr.size and (arr.dtype.kind not in "iu" or int(arr.min()) < 0):
         raise ValueError(f"{name} must hold non-negative integer indices")
-    return arr.astype(np.int64)
+    return arr.astype(np.int64, copy=False)
 
 
 def _extent(indices: IntArray, given: int | None, name: str) -> int:
@@ -139,9 +139,9 @@ def _m_step(
 ) -> tuple[FloatArray, FloatArray]:
     n_units, k = posterior.shape
     prior = (posterior.sum(axis=0) + smoothing) / (n_units + k * smoothing)
-    weights = posterior[unit]
     cell = rater * k + label
-    stacked = [np.bincount(cell, weights=weights[:, j], minlength=n_raters * k) for j in range(k)]
+    # One class at a time: a vote-by-class matrix would hold k floats per vote at once.
+    stacked = [np.bincount(cell, weights=posterior[unit, j], minlength=n_raters * k) for j in range(k)]
     # The pseudo-count keeps every confusion entry positive, so logs stay finite for unseen answers.
     counts = np.stack(stacked).astype(np.float64).reshape(k, n_raters, k).transpose(1, 0, 2) + smoothing
     return prior, counts / counts.sum(axis=2, keepdims=True)
@@ -150,12 +150,20 @@ def _m_step(
 def _e_step(
     prior: FloatArray, confusion: FloatArray, unit: IntArray, rater: IntArray, label: IntArray, n_units: int
 ) -> tuple[FloatArray, float]:
-    per_rating = np.log(confusion)[rater, :, label]
+    log_confusion = np.log(confusion)
     k = prior.size
-    summed = [np.bincount(unit, weights=per_rating[:, j], minlength=n_units) for j in range(k)]
-    log_joint = np.stack(summed, axis=1) + np.log(prior)
-    log_norm = logsumexp(log_joint, axis=1)
-    return np.exp(log_joint - log_norm[:, None]), float(log_norm.sum())
+    # Filled and normalised in place: a million-vote export holds one units-by-classes matrix, not four.
+    log_joint = np.empty((n_units, k))
+    for j in range(k):
+        log_joint[:, j] = np.bincount(unit, weights=log_confusion[rater, j, label], minlength=n_units)
+    log_joint += np.log(prior)
+    # Row-wise log-sum-exp, in place (scipy's logsumexp allocates several more matrices of this size).
+    row_max = log_joint.max(axis=1, keepdims=True)
+    log_joint -= row_max
+    posterior = np.exp(log_joint, out=log_joint)
+    row_sum = posterior.sum(axis=1, keepdims=True)
+    posterior /= row_sum
+    return posterior, float((np.log(row_sum) + row_max).sum())
 
 
 @dataclass(frozen=True, eq=False)

@@ -74,6 +74,30 @@ def preference_class(choice: str | None, response_ids: Sequence[str]) -> int | N
         return None
 
 
+class PackedIds:
+    """Item ids in order, 16 bytes each: a list of UUID objects costs about 100 bytes per id, which at a
+    million-vote export is tens of megabytes."""
+
+    def __init__(self) -> None:
+        self._data = bytearray()
+
+    def append(self, item_id: uuid.UUID) -> None:
+        self._data += item_id.bytes
+
+    def __len__(self) -> int:
+        return len(self._data) // 16
+
+    def __getitem__(self, index: int) -> uuid.UUID:
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        return uuid.UUID(bytes=bytes(self._data[16 * index : 16 * index + 16]))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PackedIds) and self._data == other._data
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 @dataclass
 class LabelArrays:
     """Every counted preference vote as (unit, rater, class) indices, units in export order."""
@@ -82,7 +106,7 @@ class LabelArrays:
     rater: array[int] = field(default_factory=lambda: array("q"))
     # Preference classes, or for rankings each response's place (units are then item x response).
     value: array[float] = field(default_factory=lambda: array("d"))
-    unit_items: list[uuid.UUID] = field(default_factory=list)
+    unit_items: PackedIds = field(default_factory=PackedIds)
     raters: dict[Hashable, int] = field(default_factory=dict)
     n_units: int = 0
 
@@ -124,7 +148,7 @@ class LabelArrays:
 class DawidSkeneLabels:
     """Per unit of LabelArrays: the Dawid-Skene class and its posterior probability."""
 
-    unit_items: list[uuid.UUID]
+    unit_items: PackedIds
     label: np.ndarray
     confidence: np.ndarray
     next_unit: int = 0
@@ -133,7 +157,7 @@ class DawidSkeneLabels:
     def fit(cls, labels: LabelArrays) -> DawidSkeneLabels:
         unit, rater, value = labels.arrays()
         if unit.size == 0:
-            return cls([], np.zeros(0, dtype=np.int64), np.zeros(0))
+            return cls(PackedIds(), np.zeros(0, dtype=np.int64), np.zeros(0))
         result = dawid_skene(
             unit,
             rater,
