@@ -22,6 +22,7 @@ import math
 import socket
 import ssl
 import sys
+import time
 from collections.abc import Callable
 
 from gunicorn.arbiter import Arbiter
@@ -136,7 +137,7 @@ class RecyclingHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
         self.requests_served += 1
-        self.last_request_at = self.loop.time()
+        self.last_request_at = time.monotonic()
         if self.requests_served >= REQUESTS_PER_CONNECTION and self.cycle is not None:
             self.cycle.keep_alive = False
 
@@ -173,7 +174,7 @@ class FairServer(Server):
             self.acceptors.append(acceptor)
 
     def connections_in_use(self) -> int:
-        since = asyncio.get_running_loop().time() - IN_USE_WINDOW_S
+        since = time.monotonic() - IN_USE_WINDOW_S
         return sum(
             1
             for connection in self.server_state.connections
