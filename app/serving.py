@@ -95,7 +95,6 @@ class FairAcceptor:
         self._pending = None
         if self._stopped:
             return
-        resume_after = 0.0
         try:
             connection, _ = self._listener.accept()
         except (BlockingIOError, InterruptedError, ConnectionAbortedError):
@@ -104,13 +103,11 @@ class FairAcceptor:
             if error.errno not in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
                 raise
             logger.warning("cannot accept connections for now: %s", error)
-            resume_after = ACCEPT_BACKOFF_S
+            self._pending = self._loop.call_later(ACCEPT_BACKOFF_S, self.start)
+            return
         else:
             self._serve(connection)
-        if resume_after:
-            self._pending = self._loop.call_later(resume_after, self.start)
-        else:
-            self.start()
+        self.start()
 
     def _serve(self, connection: socket.socket) -> None:
         connection.setblocking(False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +22,13 @@ from tests.factories import Persona, make_persona
 POSTGRES_SERVER = os.environ.get(
     "PREFHUB_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on now, for a server a test starts."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def _backend() -> str:
@@ -173,7 +181,6 @@ class LiveServer:
 @pytest.fixture(scope="module")
 def live_server(app, settings: Settings) -> Iterator[LiveServer]:  # type: ignore[no-untyped-def]
     """The app served by uvicorn on a free loopback port, on its own freshly migrated database (real commits)."""
-    import socket
     import threading
     import time
 
@@ -186,9 +193,7 @@ def live_server(app, settings: Settings) -> Iterator[LiveServer]:  # type: ignor
     upgrade_to_head(url)
     engine = create_db_engine(url, settings)
     database.use_engine(engine)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
     )

@@ -399,6 +399,20 @@ def _count_vote(item_id: IdOrParam, annotations_per_item: IntOrParam, slot_retur
     )
 
 
+def add_submitted(
+    session: Session, annotation: Annotation, assignment: Assignment, finished_at: datetime
+) -> None:
+    """Add the annotation and mark its assignment submitted; both are written at the next flush."""
+    session.add(annotation)
+    assignment.status, assignment.finished_at = "submitted", finished_at
+
+
+# What a submit writes; gold results and corrections come later.
+_STORED_COLUMNS = tuple(
+    column.name for column in Annotation.__table__.columns if column.name not in ("gold_result", "updated_at")
+)
+
+
 def store_live_annotation(
     session: Session,
     annotation: Annotation,
@@ -416,8 +430,7 @@ def store_live_annotation(
         ).first()
         if counted is None:
             return False
-        session.add(annotation)
-        assignment.status, assignment.finished_at = "submitted", finished_at
+        add_submitted(session, annotation, assignment, finished_at)
         return True
     parameters = {f"a_{column}": getattr(annotation, column) for column in _STORED_COLUMNS}
     parameters |= {"per_item": annotations_per_item, "slot_returned": slot_returned, "finished": finished_at}
@@ -428,12 +441,6 @@ def store_live_annotation(
     set_committed_value(assignment, "status", "submitted")
     set_committed_value(assignment, "finished_at", finished_at)
     return True
-
-
-# What a submit writes; gold results and corrections come later.
-_STORED_COLUMNS = tuple(
-    column.name for column in Annotation.__table__.columns if column.name not in ("gold_result", "updated_at")
-)
 
 
 @functools.cache

@@ -182,8 +182,7 @@ def submit_annotation(
         if not stored:
             raise exceptions.ItemCompleted()
     else:
-        session.add(annotation)
-        assignment.status, assignment.finished_at = "submitted", now
+        repo.add_submitted(session, annotation, assignment, now)
         item = session.get_one(Item, assignment.item_id)
         feedback = training_service.grade(session, project, user, item, annotation)
     session.flush()

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.serving.test_workers import ROOT, _free_port
+from tests.conftest import free_port
 
+ROOT = Path(__file__).resolve().parents[2]
 HEALTH_COUNT = re.compile(r'prefhub_request_duration_seconds_count\{[^}]*route="/healthz"[^}]*\} ([0-9.e+]+)')
 
 
@@ -38,7 +39,7 @@ def _healthz_served(port: int) -> float:
 @pytest.fixture(scope="module")
 def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, list[int]]]:
     data = tmp_path_factory.mktemp("served")
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "PREFHUB_DATABASE_URL": f"sqlite:///{data / 'prefhub.db'}",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.client
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ import pytest
 from uvicorn.config import Config
 
 from app.serving import IN_USE_WINDOW_S, REQUESTS_PER_CONNECTION, FairServer
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKERS = 2
@@ -27,12 +27,6 @@ WORKERS = 2
 class Served:
     port: int
     worker_pids: set[str]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _get(connection: http.client.HTTPConnection) -> tuple[str, str | None]:
@@ -51,7 +45,7 @@ def _pid_on_new_connection(port: int) -> str:
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[Served]:
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [
             sys.executable,
