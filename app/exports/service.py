@@ -137,6 +137,7 @@ def reading_session() -> Session:
     session = database.new_session()
     if isinstance(session.get_bind(), Engine) and session.get_bind().dialect.name == "postgresql":
         session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        repository.without_jit(session)
     return session
 
 
