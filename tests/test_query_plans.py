@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
@@ -115,6 +116,81 @@ def test_next_and_submit_scan_no_large_table(
     statements = _capture(connection, next_item) + _capture(connection, submit)
     assert len(statements) > 10
     scans = _sequential_scans(connection, statements)
+    assert not scans, "\n\n".join(scans)
+
+
+def _submit_votes(client: TestClient, project_id: str, *personas: Persona) -> None:
+    for persona in personas:
+        while True:
+            response = client.post(f"/api/v1/projects/{project_id}/assignments/next", headers=persona.headers)
+            if response.status_code != 200:
+                break
+            assignment = response.json()
+            choice = assignment["item"]["responses"][0]["id"]
+            submitted = client.post(
+                f"/api/v1/assignments/{assignment['assignment_id']}/annotation",
+                json={"answers": {"overall": {"choice": choice, "strength": 2}}},
+                headers=persona.headers,
+            )
+            assert submitted.status_code == 201, submitted.text
+
+
+def _capture_driver(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]:
+    """Queries the exports and agreement send through the driver directly (streams and COPY), for EXPLAIN."""
+    captured: list[tuple[str, Any]] = []
+    stream, copy = psycopg.Cursor.stream, psycopg.Cursor.copy
+
+    def recording_stream(self: psycopg.Cursor[Any], query: Any, params: Any = None, **kwargs: Any) -> Any:
+        captured.append((str(query), params))
+        return stream(self, query, params, **kwargs)
+
+    def recording_copy(self: psycopg.Cursor[Any], statement: Any, params: Any = None, **kwargs: Any) -> Any:
+        inner = re.fullmatch(r"COPY \((.*)\) TO STDOUT.*", str(statement), re.DOTALL)
+        if inner is not None:
+            captured.append((inner.group(1).replace("%", "%%"), None))
+        return copy(self, statement, params, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "stream", recording_stream)
+    monkeypatch.setattr(psycopg.Cursor, "copy", recording_copy)
+    return captured
+
+
+def test_a_small_projects_export_and_agreement_read_only_its_own_rows(
+    client: TestClient,
+    connection: sa.Connection,
+    large_project: dict[str, Any],
+    admin: Persona,
+    annotator: Persona,
+    second_annotator: Persona,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Beside a large project, exporting a small one or reading its agreement must go through the indexes:
+    # a sequential scan would read every project's rows, and grow with the whole database.
+    small = create_project(client, admin, gold_rate=0)
+    add_members(client, admin, small["id"], annotator, second_annotator)
+    import_lines(client, admin, small["id"], pair_lines(6, prefix="small"))
+    _submit_votes(client, small["id"], annotator, second_annotator)
+    for table in LARGE_TABLES:
+        connection.exec_driver_sql(f"ANALYZE {table}")
+    driver = _capture_driver(monkeypatch)
+
+    def read_everything() -> None:
+        base = f"/api/v1/projects/{small['id']}"
+        for params in (
+            {"format": "preference"},
+            {"format": "preference", "aggregation": "dawid-skene"},
+            {"format": "ratings"},
+            {"format": "raw"},
+        ):
+            response = client.get(f"{base}/export", params=params, headers=admin.headers)
+            assert response.status_code == 200, response.text
+            assert response.text.strip(), f"rows to read: {params}"
+        agreement = client.get(f"{base}/agreement", params={"n_boot": 0}, headers=admin.headers)
+        assert agreement.status_code == 200, agreement.text
+
+    statements = _capture(connection, read_everything)
+    assert len(driver) >= 2, "the export streams and agreement COPY were seen"
+    scans = _sequential_scans(connection, statements + driver)
     assert not scans, "\n\n".join(scans)
 
 
