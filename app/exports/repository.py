@@ -213,7 +213,8 @@ def stream_preference_tallies(
         margin = sa.case({k: sa.cast(sa.literal(v), sa.Float) for k, v in margins.items()}, value=strength)
     vote_columns: list[Any] = [
         Annotation.item_id,
-        sa.case(*((choice == key, k) for k, key in enumerate(keys))).label("class"),
+        # The simple CASE form reads the choice out of the JSON once, not once per branch.
+        sa.case({key: k for k, key in enumerate(keys)}, value=choice).label("class"),
         margin.label("margin"),
         _blocking_flag().label("blocked"),
     ]
