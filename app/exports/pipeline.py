@@ -12,6 +12,7 @@ from datetime import UTC
 from itertools import islice
 from typing import Any, TypeVar
 
+import numpy as np
 from sqlalchemy.orm import Session
 
 from app.exports import repository
@@ -28,7 +29,7 @@ from app.exports.aggregate import (
     rating_scores,
 )
 from app.exports.formats import Layout, prompt_value
-from app.exports.rows import canonical, pair_rows, rater_pseudonym, rating_rows, split_of
+from app.exports.rows import SeenKeys, canonical, pair_rows, rater_pseudonym, rating_rows, split_of
 from app.exports.schemas import ExportOptions
 
 CHUNK_ITEMS = 500
@@ -317,20 +318,29 @@ def _count_inputs(tally: Tally, chunk: Sequence[ItemGroup]) -> None:
             tally.guidelines_versions[vote.guidelines_version] += 1
 
 
-def _emit(
-    plan: ExportPlan,
-    group: ItemGroup,
-    rows: Iterator[tuple[int, dict[str, Any]]],
-    seen: set[int],
-    tally: Tally,
-) -> Iterator[tuple[str | None, dict[str, Any]]]:
+# A row waiting for the duplicate check: its split, content key and values.
+Staged = tuple[str | None, int, dict[str, Any]]
+
+
+def _stage(
+    plan: ExportPlan, group: ItemGroup, rows: Iterator[tuple[int, dict[str, Any]]], staged: list[Staged]
+) -> None:
     split = prompt_split(plan, group)
-    for key, row in rows:
+    staged.extend((split, key, row) for key, row in rows)
+
+
+def _unique_rows(
+    plan: ExportPlan, staged: list[Staged], seen: SeenKeys, tally: Tally
+) -> Iterator[tuple[str | None, dict[str, Any]]]:
+    """A chunk's rows without those whose content an earlier row had, in order; the first one stays."""
+    if not staged:
+        return
+    keys = np.fromiter((key for _, key, _ in staged), dtype=np.uint64, count=len(staged))
+    for (split, _, row), first in zip(staged, seen.add_new(keys).tolist(), strict=True):
         tally.passed("rows_before_dedup")
-        if key in seen:
+        if not first:
             tally.dropped["duplicates"] += 1
             continue
-        seen.add(key)
         tally.rows[split or "all"] += 1
         if plan.split_name is not None and split != plan.split_name:
             continue
@@ -362,7 +372,7 @@ def iter_rows(
         start = 0.5
     elif collect and plan.options.format != "ratings":
         tally.labels = LabelArrays()
-    seen: set[int] = set()
+    seen = SeenKeys()
     tick = _ticker(total, start, 1.0 - start, progress)
     for chunk in read_chunks(session, iter_groups(session, plan, with_text=True, tick=tick)):
         _count_inputs(tally, chunk)
@@ -372,29 +382,26 @@ def iter_rows(
                     tally.labels.add_ranking(group)
                 else:
                     tally.labels.add_preference(group)
-        yield from _chunk_rows(plan, chunk, fitted, seen, tally)
+        yield from _unique_rows(plan, _chunk_rows(plan, chunk, fitted, tally), seen, tally)
 
 
 def _chunk_rows(
-    plan: ExportPlan,
-    chunk: list[ItemGroup],
-    fitted: DawidSkeneLabels | None,
-    seen: set[int],
-    tally: Tally,
-) -> Iterator[tuple[str | None, dict[str, Any]]]:
+    plan: ExportPlan, chunk: list[ItemGroup], fitted: DawidSkeneLabels | None, tally: Tally
+) -> list[Staged]:
+    staged: list[Staged] = []
     if plan.options.format == "ratings":
         per_question = [rating_scores(chunk, k) for k in range(len(plan.score_questions))]
         for i, group in enumerate(chunk):
             if keep_rated_item(plan, group, tally):
-                rows = rating_rows(plan, group, [scores[i] for scores in per_question])
-                yield from _emit(plan, group, rows, seen, tally)
-        return
+                _stage(plan, group, rating_rows(plan, group, [scores[i] for scores in per_question]), staged)
+        return staged
     outcomes = outcomes_of(plan, chunk, fitted)
     scores = rating_scores(chunk, 0) if plan.score_questions else None
     for i, (group, outcome) in enumerate(zip(chunk, outcomes, strict=True)):
         if keep_item(plan, outcome, flagged(group), tally):
             rows = pair_rows(plan, group, outcome, scores[i] if scores is not None else None)
-            yield from _emit(plan, group, rows, seen, tally)
+            _stage(plan, group, rows, staged)
+    return staged
 
 
 def tallied_in_database(session: Session, plan: ExportPlan) -> bool:
@@ -472,8 +479,9 @@ def _tallied_rows(
         tally.labels = LabelArrays()
     tick = _ticker(total, start, 1.0 - start, progress)
     rows = _tallied_items(session, plan, with_text=True, with_votes=collect)
-    seen: set[int] = set()
+    seen = SeenKeys()
     for chunk in read_chunks(session, rows):
+        staged: list[Staged] = []
         for row in chunk:
             if tick is not None:
                 tick()
@@ -493,7 +501,8 @@ def _tallied_rows(
             if not keep_item(plan, outcome, row[14], tally):
                 continue
             scores = [ResponseScore(0, mean, None) for mean in row[15:17]] if plan.score_questions else None
-            yield from _emit(plan, group, pair_rows(plan, group, outcome, scores), seen, tally)
+            _stage(plan, group, pair_rows(plan, group, outcome, scores), staged)
+        yield from _unique_rows(plan, staged, seen, tally)
 
 
 def _add_labels(

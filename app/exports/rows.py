@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import xxhash
 
 from app.exports.aggregate import ItemGroup, Outcome, ResponseScore
@@ -47,6 +48,48 @@ def row_key(*parts: str) -> int:
         hasher.update(part.encode())
         hasher.update(b"\x00")
     return hasher.intdigest()
+
+
+class SeenKeys:
+    """The row keys an export has written, as sorted runs whose sizes halve like a binary counter's digits.
+
+    A Python set of ints costs about 70 bytes a key; these runs cost 8 (16 while two merge), so removing
+    duplicates from tens of millions of rows stays within an export's memory budget. A batch of keys is
+    looked up with one binary search per run, and there are at most log2(keys / batch) runs.
+    """
+
+    def __init__(self) -> None:
+        self._runs: list[np.ndarray] = []
+
+    def __len__(self) -> int:
+        return sum(len(run) for run in self._runs)
+
+    def add_new(self, keys: np.ndarray) -> np.ndarray:
+        """Mark which of `keys` were not seen before, counting only the first of repeats within the batch;
+        adds them. Returns a boolean mask in the order of `keys`."""
+        keys = np.asarray(keys, dtype=np.uint64)
+        fresh = np.zeros(len(keys), dtype=bool)
+        if len(keys) == 0:
+            return fresh
+        unique, first = np.unique(keys, return_index=True)
+        new = np.ones(len(unique), dtype=bool)
+        for run in self._runs:
+            at = np.minimum(np.searchsorted(run, unique), len(run) - 1)
+            new &= run[at] != unique
+        fresh[first[new]] = True
+        self._push(unique[new])
+        return fresh
+
+    def _push(self, run: np.ndarray) -> None:
+        if len(run) == 0:
+            return
+        self._runs.append(run)
+        while len(self._runs) > 1 and len(self._runs[-1]) >= len(self._runs[-2]):
+            newer, older = self._runs.pop(), self._runs.pop()
+            merged = np.concatenate((older, newer))
+            # Timsort finds the two sorted halves and merges them in one pass.
+            merged.sort(kind="stable")
+            self._runs.append(merged)
 
 
 def rater_pseudonym(secret: str, user_id: uuid.UUID) -> str:
