@@ -49,8 +49,8 @@ def _same_length(*arrays: npt.NDArray[Any]) -> None:
 
 
 def _vote_counts(unit: IntArray, label: IntArray, n_units: int, n_classes: int) -> IntArray:
-    flat = np.bincount(unit * n_classes + label, minlength=n_units * n_classes)
-    return flat.reshape(n_units, n_classes).astype(np.int64)
+    flat = np.bincount(unit.astype(np.int64, copy=False) * n_classes + label, minlength=n_units * n_classes)
+    return flat.reshape(n_units, n_classes).astype(np.int64, copy=False)
 
 
 # ----------------------------------------------------------------------------------------- majority vote
@@ -130,32 +130,37 @@ class DawidSkeneResult:
 def _soft_votes(counts: IntArray) -> FloatArray:
     """Vote shares per unit as the starting posterior; units without votes start uniform."""
     totals = counts.sum(axis=1, keepdims=True)
-    uniform = np.full(counts.shape, 1.0 / counts.shape[1])
-    return np.where(totals > 0, counts / np.maximum(totals, 1), uniform).astype(np.float64)
+    # One units-by-classes matrix: a million-unit export would otherwise build four.
+    shares = counts / np.maximum(totals, 1)
+    shares[totals[:, 0] == 0] = 1.0 / counts.shape[1]
+    return shares
 
 
 def _m_step(
-    posterior: FloatArray, unit: IntArray, rater: IntArray, label: IntArray, n_raters: int, smoothing: float
+    posterior: FloatArray, unit: IntArray, cell: IntArray, n_raters: int, smoothing: float
 ) -> tuple[FloatArray, FloatArray]:
     n_units, k = posterior.shape
     prior = (posterior.sum(axis=0) + smoothing) / (n_units + k * smoothing)
-    cell = rater * k + label
     # One class at a time: a vote-by-class matrix would hold k floats per vote at once.
-    stacked = [np.bincount(cell, weights=posterior[unit, j], minlength=n_raters * k) for j in range(k)]
+    stacked = [
+        np.bincount(cell, weights=np.take(posterior[:, j], unit), minlength=n_raters * k) for j in range(k)
+    ]
     # The pseudo-count keeps every confusion entry positive, so logs stay finite for unseen answers.
     counts = np.stack(stacked).astype(np.float64).reshape(k, n_raters, k).transpose(1, 0, 2) + smoothing
     return prior, counts / counts.sum(axis=2, keepdims=True)
 
 
 def _e_step(
-    prior: FloatArray, confusion: FloatArray, unit: IntArray, rater: IntArray, label: IntArray, n_units: int
+    prior: FloatArray, confusion: FloatArray, unit: IntArray, cell: IntArray, n_units: int
 ) -> tuple[FloatArray, float]:
     log_confusion = np.log(confusion)
     k = prior.size
     # Filled and normalised in place: a million-vote export holds one units-by-classes matrix, not four.
     log_joint = np.empty((n_units, k))
     for j in range(k):
-        log_joint[:, j] = np.bincount(unit, weights=log_confusion[rater, j, label], minlength=n_units)
+        # log P(label | true class j) of each vote, read from rater-by-label cells.
+        per_cell = log_confusion[:, j, :].ravel()
+        log_joint[:, j] = np.bincount(unit, weights=np.take(per_cell, cell), minlength=n_units)
     log_joint += np.log(prior)
     # Row-wise log-sum-exp, in place (scipy's logsumexp allocates several more matrices of this size).
     row_max = log_joint.max(axis=1, keepdims=True)
@@ -179,8 +184,7 @@ class _EmState:
 def _run_em(
     posterior: FloatArray,
     unit: IntArray,
-    rater: IntArray,
-    label: IntArray,
+    cell: IntArray,
     n_raters: int,
     smoothing: float,
     max_iter: int,
@@ -188,8 +192,11 @@ def _run_em(
 ) -> _EmState:
     previous = -math.inf
     for iteration in range(1, max_iter + 1):
-        prior, confusion = _m_step(posterior, unit, rater, label, n_raters, smoothing)
-        posterior, log_likelihood = _e_step(prior, confusion, unit, rater, label, posterior.shape[0])
+        prior, confusion = _m_step(posterior, unit, cell, n_raters, smoothing)
+        n_units = posterior.shape[0]
+        # Let the old posterior go before the E-step builds the next: one units-by-classes matrix at a time.
+        del posterior
+        posterior, log_likelihood = _e_step(prior, confusion, unit, cell, n_units)
         if abs(log_likelihood - previous) <= tol * max(abs(log_likelihood), 1.0):
             return _EmState(posterior, prior, confusion, iteration, True, log_likelihood)
         previous = log_likelihood
@@ -219,8 +226,18 @@ def dawid_skene(
     n_units, n_raters = _extent(unit, n_units, "n_units"), _extent(rater, n_raters, "n_raters")
     if max_iter < 1:
         raise ValueError("max_iter must be at least 1")
-    start = _soft_votes(_vote_counts(unit, label, n_units, n_classes))
-    em = _run_em(start, unit, rater, label, n_raters, smoothing, max_iter, tol)
+    # Each vote's (rater, label) cell, made once: both EM steps read the rater's confusion row through it.
+    cell = rater * n_classes + label
+    # Handed straight to the EM loop, which frees each posterior once it has made the next.
+    em = _run_em(
+        _soft_votes(_vote_counts(unit, label, n_units, n_classes)),
+        unit,
+        cell,
+        n_raters,
+        smoothing,
+        max_iter,
+        tol,
+    )
     posterior, prior, confusion = em.posterior, em.prior, em.confusion
     return DawidSkeneResult(
         posterior=posterior,

@@ -137,10 +137,11 @@ class LabelArrays:
             self.n_units += len(group.response_ids)
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Read-only views of the votes, without copying them; no vote can be added while a view lives."""
         return (
-            np.array(self.unit, dtype=np.int64),
-            np.array(self.rater, dtype=np.int64),
-            np.array(self.value, dtype=np.float64),
+            np.frombuffer(self.unit, dtype=np.int64),
+            np.frombuffer(self.rater, dtype=np.int64),
+            np.frombuffer(self.value, dtype=np.float64),
         )
 
 
