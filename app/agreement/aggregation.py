@@ -12,6 +12,7 @@ means 10:1 odds of winning. ``log_strength`` is the same fit in natural-log unit
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,7 +117,7 @@ class DawidSkeneResult:
     a random clicker and near 0 for one who answers against the truth.
     """
 
-    posterior: FloatArray
+    posterior: FloatArray | None
     label: IntArray
     confidence: FloatArray
     confusion: FloatArray
@@ -127,40 +128,62 @@ class DawidSkeneResult:
     log_likelihood: float
 
 
-def _soft_votes(counts: IntArray) -> FloatArray:
+@dataclass(frozen=True, eq=False)
+class VoteBlock:
+    """Every vote on the units start..stop-1: each vote's unit (absolute index), rater and label."""
+
+    start: int
+    stop: int
+    unit: IntArray
+    rater: IntArray
+    label: IntArray
+
+
+def _soft_votes(local: IntArray, label: IntArray, n_units: int, n_classes: int) -> FloatArray:
     """Vote shares per unit as the starting posterior; units without votes start uniform."""
+    counts = _vote_counts(local, label, n_units, n_classes)
     totals = counts.sum(axis=1, keepdims=True)
     # One units-by-classes matrix: a million-unit export would otherwise build four.
     shares = counts / np.maximum(totals, 1)
-    shares[totals[:, 0] == 0] = 1.0 / counts.shape[1]
+    shares[totals[:, 0] == 0] = 1.0 / n_classes
     return shares
 
 
-def _m_step(
-    posterior: FloatArray, unit: IntArray, cell: IntArray, n_raters: int, smoothing: float
-) -> tuple[FloatArray, FloatArray]:
-    n_units, k = posterior.shape
-    prior = (posterior.sum(axis=0) + smoothing) / (n_units + k * smoothing)
-    # One class at a time: a vote-by-class matrix would hold k floats per vote at once.
-    stacked = [
-        np.bincount(cell, weights=np.take(posterior[:, j], unit), minlength=n_raters * k) for j in range(k)
-    ]
-    # The pseudo-count keeps every confusion entry positive, so logs stay finite for unseen answers.
-    counts = np.stack(stacked).astype(np.float64).reshape(k, n_raters, k).transpose(1, 0, 2) + smoothing
-    return prior, counts / counts.sum(axis=2, keepdims=True)
+class _MStep:
+    """The M-step's sums over a pass, block by block: class totals and each rater-label cell's weight."""
+
+    def __init__(self, n_classes: int, n_raters: int) -> None:
+        self.k, self.n_raters, self.n_units = n_classes, n_raters, 0
+        self.class_total = np.zeros(n_classes)
+        self.cell_weight = np.zeros((n_classes, n_raters * n_classes))
+
+    def add(self, posterior: FloatArray, local: IntArray, cell: IntArray) -> None:
+        self.n_units += posterior.shape[0]
+        self.class_total += posterior.sum(axis=0)
+        # One class at a time: a vote-by-class matrix would hold k floats per vote at once.
+        for j in range(self.k):
+            weights = np.take(posterior[:, j], local)
+            self.cell_weight[j] += np.bincount(cell, weights=weights, minlength=self.n_raters * self.k)
+
+    def estimates(self, smoothing: float) -> tuple[FloatArray, FloatArray]:
+        k = self.k
+        prior = (self.class_total + smoothing) / (self.n_units + k * smoothing)
+        # The pseudo-count keeps every confusion entry positive, so logs stay finite for unseen answers.
+        counts = self.cell_weight.reshape(k, self.n_raters, k).transpose(1, 0, 2) + smoothing
+        return prior, counts / counts.sum(axis=2, keepdims=True)
 
 
 def _e_step(
-    prior: FloatArray, confusion: FloatArray, unit: IntArray, cell: IntArray, n_units: int
+    prior: FloatArray, confusion: FloatArray, local: IntArray, cell: IntArray, n_units: int
 ) -> tuple[FloatArray, float]:
     log_confusion = np.log(confusion)
     k = prior.size
-    # Filled and normalised in place: a million-vote export holds one units-by-classes matrix, not four.
+    # Filled and normalised in place: one units-by-classes matrix, not four.
     log_joint = np.empty((n_units, k))
     for j in range(k):
         # log P(label | true class j) of each vote, read from rater-by-label cells.
         per_cell = log_confusion[:, j, :].ravel()
-        log_joint[:, j] = np.bincount(unit, weights=np.take(per_cell, cell), minlength=n_units)
+        log_joint[:, j] = np.bincount(local, weights=np.take(per_cell, cell), minlength=n_units)
     log_joint += np.log(prior)
     # Row-wise log-sum-exp, in place (scipy's logsumexp allocates several more matrices of this size).
     row_max = log_joint.max(axis=1, keepdims=True)
@@ -171,36 +194,85 @@ def _e_step(
     return posterior, float((np.log(row_sum) + row_max).sum())
 
 
-@dataclass(frozen=True, eq=False)
-class _EmState:
-    posterior: FloatArray
-    prior: FloatArray
-    confusion: FloatArray
-    iterations: int
-    converged: bool
+@dataclass
+class _Pass:
+    """What one pass over the blocks leaves: the next M-step, and the posterior it was computed from."""
+
+    m_step: _MStep
     log_likelihood: float
+    label: IntArray
+    confidence: FloatArray
+    posterior: FloatArray | None
 
 
-def _run_em(
-    posterior: FloatArray,
-    unit: IntArray,
-    cell: IntArray,
+def _em_pass(
+    blocks: Iterable[VoteBlock],
+    estimates: tuple[FloatArray, FloatArray] | None,
+    n_units: int,
     n_raters: int,
-    smoothing: float,
-    max_iter: int,
-    tol: float,
-) -> _EmState:
-    previous = -math.inf
-    for iteration in range(1, max_iter + 1):
-        prior, confusion = _m_step(posterior, unit, cell, n_raters, smoothing)
-        n_units = posterior.shape[0]
-        # Let the old posterior go before the E-step builds the next: one units-by-classes matrix at a time.
-        del posterior
-        posterior, log_likelihood = _e_step(prior, confusion, unit, cell, n_units)
-        if abs(log_likelihood - previous) <= tol * max(abs(log_likelihood), 1.0):
-            return _EmState(posterior, prior, confusion, iteration, True, log_likelihood)
-        previous = log_likelihood
-    return _EmState(posterior, prior, confusion, max_iter, False, log_likelihood)
+    n_classes: int,
+    keep_posterior: bool,
+) -> _Pass:
+    """E-step on each block with the given estimates (soft votes without them), then its share of the M-step."""
+    result = _Pass(
+        _MStep(n_classes, n_raters), 0.0, np.zeros(n_units, dtype=np.int64), np.zeros(n_units), None
+    )
+    for block in blocks:
+        size = block.stop - block.start
+        local = block.unit - block.start
+        # Each vote's (rater, label) cell: both steps read the rater's confusion row through it.
+        cell = block.rater * n_classes + block.label
+        if estimates is None:
+            posterior = _soft_votes(local, block.label, size, n_classes)
+        else:
+            posterior, log_likelihood = _e_step(*estimates, local, cell, size)
+            result.log_likelihood += log_likelihood
+        result.m_step.add(posterior, local, cell)
+        result.label[block.start : block.stop] = posterior.argmax(axis=1)
+        result.confidence[block.start : block.stop] = posterior.max(axis=1)
+        if keep_posterior:
+            result.posterior = posterior
+    return result
+
+
+def dawid_skene_blocks(
+    blocks: Callable[[], Iterable[VoteBlock]],
+    n_units: int,
+    n_raters: int,
+    n_classes: int,
+    max_iter: int = 100,
+    tol: float = 1e-6,
+    smoothing: float = 0.01,
+    keep_posterior: bool = False,
+) -> DawidSkeneResult:
+    """Dawid-Skene over votes read block by block, each pass calling ``blocks()`` again.
+
+    The blocks cover units 0..n_units-1 in order, each holding every vote on its units, so memory holds one
+    block and a few numbers per unit, however many votes there are. ``keep_posterior`` (for a single block)
+    keeps the units-by-classes posterior. With one block this is exactly ``dawid_skene``.
+    """
+    if max_iter < 1:
+        raise ValueError("max_iter must be at least 1")
+    current = _em_pass(blocks(), None, n_units, n_raters, n_classes, keep_posterior)
+    previous, converged, iterations = -math.inf, False, 0
+    while iterations < max_iter and not converged:
+        iterations += 1
+        prior, confusion = current.m_step.estimates(smoothing)
+        current = _em_pass(blocks(), (prior, confusion), n_units, n_raters, n_classes, keep_posterior)
+        change = abs(current.log_likelihood - previous)
+        converged = change <= tol * max(abs(current.log_likelihood), 1.0)
+        previous = current.log_likelihood
+    return DawidSkeneResult(
+        posterior=current.posterior,
+        label=current.label,
+        confidence=current.confidence,
+        confusion=confusion,
+        reliability=np.einsum("j,rjj->r", prior, confusion),
+        class_prior=prior,
+        iterations=iterations,
+        converged=converged,
+        log_likelihood=current.log_likelihood,
+    )
 
 
 def dawid_skene(
@@ -224,31 +296,9 @@ def dawid_skene(
     _same_length(unit, rater, label)
     n_classes = _extent(label, n_classes, "n_classes")
     n_units, n_raters = _extent(unit, n_units, "n_units"), _extent(rater, n_raters, "n_raters")
-    if max_iter < 1:
-        raise ValueError("max_iter must be at least 1")
-    # Each vote's (rater, label) cell, made once: both EM steps read the rater's confusion row through it.
-    cell = rater * n_classes + label
-    # Handed straight to the EM loop, which frees each posterior once it has made the next.
-    em = _run_em(
-        _soft_votes(_vote_counts(unit, label, n_units, n_classes)),
-        unit,
-        cell,
-        n_raters,
-        smoothing,
-        max_iter,
-        tol,
-    )
-    posterior, prior, confusion = em.posterior, em.prior, em.confusion
-    return DawidSkeneResult(
-        posterior=posterior,
-        label=posterior.argmax(axis=1).astype(np.int64),
-        confidence=posterior.max(axis=1),
-        confusion=confusion,
-        reliability=np.einsum("j,rjj->r", prior, confusion),
-        class_prior=prior,
-        iterations=em.iterations,
-        converged=em.converged,
-        log_likelihood=em.log_likelihood,
+    block = VoteBlock(0, n_units, unit, rater, label)
+    return dawid_skene_blocks(
+        lambda: [block], n_units, n_raters, n_classes, max_iter, tol, smoothing, keep_posterior=True
     )
 
 

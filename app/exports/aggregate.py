@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import io
+import tempfile
 import uuid
 from array import array
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 import numpy as np
 
-from app.agreement.aggregation import dawid_skene, majority_vote, rating_summary
+from app.agreement.aggregation import VoteBlock, dawid_skene_blocks, majority_vote, rating_summary
 from app.projects.questions import BOTH_BAD, TIE
 
 # Preference classes: the response at item position 0 or 1, a tie, or both bad.
@@ -98,9 +100,17 @@ class PackedIds:
     __hash__ = None  # type: ignore[assignment]
 
 
+# Votes kept in memory before they go to a temporary file as one block: Dawid-Skene then reads the votes a
+# block at a time, so an export's memory does not grow with the number of votes.
+SPILL_VOTES = 1_000_000
+
+
 @dataclass
 class LabelArrays:
-    """Every counted preference vote as (unit, rater, class) indices, units in export order."""
+    """Every counted preference vote as (unit, rater, class) indices, units in export order.
+
+    Past `spill_votes` votes, whole units go to a temporary file in blocks.
+    """
 
     unit: array[int] = field(default_factory=lambda: array("q"))
     rater: array[int] = field(default_factory=lambda: array("q"))
@@ -109,11 +119,22 @@ class LabelArrays:
     unit_items: PackedIds = field(default_factory=PackedIds)
     raters: dict[Hashable, int] = field(default_factory=dict)
     n_units: int = 0
+    spill_votes: int = field(default_factory=lambda: SPILL_VOTES)
+    # (first unit, unit after the last, byte offset, votes) of each block in the file.
+    _blocks: list[tuple[int, int, int, int]] = field(default_factory=list)
+    _file: IO[bytes] | None = None
+    _first_unit: int = 0
 
     def add_vote(self, unit: int, user_id: Hashable, value: float) -> None:
         self.unit.append(unit)
         self.rater.append(self.raters.setdefault(user_id, len(self.raters)))
         self.value.append(value)
+
+    def end_item(self, item_id: uuid.UUID) -> None:
+        """Close the unit of one preference item whose votes were added."""
+        self.unit_items.append(item_id)
+        self.n_units += 1
+        self._spill_when_full()
 
     def add_preference(self, group: ItemGroup) -> None:
         added = False
@@ -123,8 +144,7 @@ class LabelArrays:
                 self.add_vote(self.n_units, vote.user_id, label)
                 added = True
         if added:
-            self.unit_items.append(group.item_id)
-            self.n_units += 1
+            self.end_item(group.item_id)
 
     def add_ranking(self, group: ItemGroup) -> None:
         added = False
@@ -135,14 +155,57 @@ class LabelArrays:
                 added = True
         if added:
             self.n_units += len(group.response_ids)
+            self._spill_when_full()
+
+    def _spill_when_full(self) -> None:
+        if len(self.unit) < self.spill_votes:
+            return
+        if self._file is None:
+            # Unlinked on creation: it goes with this object, or with the process if that dies first.
+            self._file = tempfile.TemporaryFile(prefix="prefhub-votes-")  # noqa: SIM115
+        offset = self._file.seek(0, io.SEEK_END)
+        for values in (self.unit, self.rater, self.value):
+            values.tofile(self._file)
+        self._blocks.append((self._first_unit, self.n_units, offset, len(self.unit)))
+        self._first_unit = self.n_units
+        self.unit, self.rater, self.value = array("q"), array("q"), array("d")
+
+    def _read(self, dtype: type[np.generic], count: int) -> np.ndarray:
+        assert self._file is not None
+        return np.frombuffer(self._file.read(8 * count), dtype=dtype)
+
+    def blocks(self) -> Iterator[tuple[int, int, np.ndarray, np.ndarray, np.ndarray]]:
+        """(first unit, unit after the last, unit, rater, value) of each block, the one in memory last."""
+        for first, after, offset, count in self._blocks:
+            assert self._file is not None
+            self._file.seek(offset)
+            yield (
+                first,
+                after,
+                self._read(np.int64, count),
+                self._read(np.int64, count),
+                self._read(np.float64, count),
+            )
+        if self.n_units > self._first_unit or not self._blocks:
+            # Read-only views of the votes in memory; no vote can be added while one lives.
+            yield (
+                self._first_unit,
+                self.n_units,
+                np.frombuffer(self.unit, dtype=np.int64),
+                np.frombuffer(self.rater, dtype=np.int64),
+                np.frombuffer(self.value, dtype=np.float64),
+            )
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Read-only views of the votes, without copying them; no vote can be added while a view lives."""
-        return (
-            np.frombuffer(self.unit, dtype=np.int64),
-            np.frombuffer(self.rater, dtype=np.int64),
-            np.frombuffer(self.value, dtype=np.float64),
-        )
+        """Every vote at once: views without copying while nothing was spilled."""
+        parts = list(self.blocks())
+        if len(parts) == 1:
+            return parts[0][2], parts[0][3], parts[0][4]
+        return tuple(np.concatenate([part[i] for part in parts]) for i in (2, 3, 4))  # type: ignore[return-value]
+
+    def vote_blocks(self) -> Iterator[VoteBlock]:
+        for first, after, unit, rater, value in self.blocks():
+            yield VoteBlock(first, after, unit, rater, value.astype(np.int64))
 
 
 @dataclass
@@ -156,16 +219,10 @@ class DawidSkeneLabels:
 
     @classmethod
     def fit(cls, labels: LabelArrays) -> DawidSkeneLabels:
-        unit, rater, value = labels.arrays()
-        if unit.size == 0:
+        if labels.n_units == 0:
             return cls(PackedIds(), np.zeros(0, dtype=np.int64), np.zeros(0))
-        result = dawid_skene(
-            unit,
-            rater,
-            value.astype(np.int64),
-            N_PREFERENCE_CLASSES,
-            n_units=labels.n_units,
-            n_raters=len(labels.raters),
+        result = dawid_skene_blocks(
+            labels.vote_blocks, labels.n_units, len(labels.raters), N_PREFERENCE_CLASSES
         )
         return cls(labels.unit_items, result.label, result.confidence)
 

@@ -515,8 +515,7 @@ def _add_labels(
             labels.add_vote(labels.n_units, rater, label)
             added = True
     if added:
-        labels.unit_items.append(item_id)
-        labels.n_units += 1
+        labels.end_item(item_id)
 
 
 SCREEN_LABELS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
+from app.exports import aggregate
 from app.items.models import Item, Response
 from app.projects.models import Project
 from tests.exports.conftest import Judged
@@ -93,6 +94,21 @@ class TestDawidSkene:
         assert learned == truth
         second_better = [key for key, better in truth.items() if better == "B"]
         assert second_better and all(majority[key] == "A" for key in second_better)
+
+    def test_votes_spilled_to_disk_give_the_same_dawid_skene_rows(
+        self,
+        client: TestClient,
+        admin: Persona,
+        crowd: tuple[str, dict[str, str]],
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        # A large export keeps its votes in a temporary file, a block at a time; here each item is one block.
+        project_id, truth = crowd
+        in_memory = jsonl_rows(client, admin, project_id, aggregation="dawid-skene")
+        monkeypatch.setattr(aggregate, "SPILL_VOTES", 5)
+        spilled = jsonl_rows(client, admin, project_id, aggregation="dawid-skene")
+        assert spilled == in_memory
+        assert {r["external_id"]: pair_letters(r)[0] for r in spilled} == truth
 
     def test_dawid_skene_agreement_is_its_confidence(
         self, client: TestClient, admin: Persona, crowd: tuple[str, dict[str, str]]
