@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 
@@ -10,8 +11,16 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 TOKEN_PREFIX = "phk_"
 _hasher = PasswordHasher()
-# Verified against when the username is unknown, so both failures cost the same time.
-_DUMMY_HASH = _hasher.hash("prefhub-timing-equaliser")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the username is unknown, so both failures cost the same time.
+
+    Made on first use: hashing takes Argon2's 64 MiB, which every process importing this module (an
+    export worker, the command line) would otherwise hold at its peak.
+    """
+    return _hasher.hash("prefhub-timing-equaliser")
 
 
 def hash_password(password: str) -> str:
@@ -20,7 +29,7 @@ def hash_password(password: str) -> str:
 
 def verify_password(password_hash: str | None, password: str) -> bool:
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        return _hasher.verify(password_hash or _dummy_hash(), password) and password_hash is not None
     except (VerificationError, InvalidHashError):
         return False
 

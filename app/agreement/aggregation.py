@@ -196,27 +196,28 @@ def _e_step(
 
 @dataclass
 class _Pass:
-    """What one pass over the blocks leaves: the next M-step, and the posterior it was computed from."""
+    """What one pass over the blocks leaves: the next M-step, and the posterior it was computed from.
+
+    The per-unit label and confidence arrays are the same objects from pass to pass, overwritten in place.
+    """
 
     m_step: _MStep
     log_likelihood: float
     label: IntArray
     confidence: FloatArray
-    posterior: FloatArray | None
+    posterior: FloatArray | None = None
 
 
 def _em_pass(
     blocks: Iterable[VoteBlock],
     estimates: tuple[FloatArray, FloatArray] | None,
-    n_units: int,
+    into: _Pass,
     n_raters: int,
     n_classes: int,
     keep_posterior: bool,
 ) -> _Pass:
     """E-step on each block with the given estimates (soft votes without them), then its share of the M-step."""
-    result = _Pass(
-        _MStep(n_classes, n_raters), 0.0, np.zeros(n_units, dtype=np.int64), np.zeros(n_units), None
-    )
+    result = _Pass(_MStep(n_classes, n_raters), 0.0, into.label, into.confidence)
     for block in blocks:
         size = block.stop - block.start
         local = block.unit - block.start
@@ -253,12 +254,13 @@ def dawid_skene_blocks(
     """
     if max_iter < 1:
         raise ValueError("max_iter must be at least 1")
-    current = _em_pass(blocks(), None, n_units, n_raters, n_classes, keep_posterior)
+    current = _Pass(_MStep(n_classes, n_raters), 0.0, np.zeros(n_units, dtype=np.int64), np.zeros(n_units))
+    current = _em_pass(blocks(), None, current, n_raters, n_classes, keep_posterior)
     previous, converged, iterations = -math.inf, False, 0
     while iterations < max_iter and not converged:
         iterations += 1
         prior, confusion = current.m_step.estimates(smoothing)
-        current = _em_pass(blocks(), (prior, confusion), n_units, n_raters, n_classes, keep_posterior)
+        current = _em_pass(blocks(), (prior, confusion), current, n_raters, n_classes, keep_posterior)
         change = abs(current.log_likelihood - previous)
         converged = change <= tol * max(abs(current.log_likelihood), 1.0)
         previous = current.log_likelihood

@@ -100,9 +100,9 @@ class PackedIds:
     __hash__ = None  # type: ignore[assignment]
 
 
-# Votes kept in memory before they go to a temporary file as one block: Dawid-Skene then reads the votes a
-# block at a time, so an export's memory does not grow with the number of votes.
-SPILL_VOTES = 1_000_000
+# Votes kept in memory before they go to a temporary file as one block (6 MB there): Dawid-Skene then reads
+# the votes a block at a time, so an export's memory does not grow with the number of votes.
+SPILL_VOTES = 250_000
 
 
 @dataclass
