@@ -84,7 +84,7 @@ def seed_demo(session: Session) -> list[DemoLogin]:
                         "labels": {"1": "useless", "5": "excellent"},
                         "required": False,
                     },
-                    {"name": "rationale", "kind": "text", "title": "Why? (optional)", "required": False},
+                    {"name": "rationale", "kind": "text", "title": "Why?", "required": False},
                 ],
             }
         ),

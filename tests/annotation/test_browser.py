@@ -498,6 +498,35 @@ class TestLayouts:
         page.keyboard.press("Escape")
         assert not page.locator("#help-dialog").is_visible()
 
+    def test_four_responses_side_by_side_on_a_laptop_screen(
+        self, live_server: Any, browser: Any, artifacts: Path
+    ) -> None:
+        line = {
+            "prompt": "Explain why the sky is blue to a 10-year-old.",
+            "responses": [f"Answer {n}: " + "Sunlight scatters off the air. " * 12 for n in range(1, 5)],
+        }
+        project, _ = seed_project(
+            live_server.sessions, [line], usernames=("quad",), questions=RANKING_QUESTIONS
+        )
+        # 1366 pixels wide is the most common laptop screen; all four answers must be in view at once.
+        context = browser.new_context(viewport={"width": 1366, "height": 768}, locale="en-US")
+        page = context.new_page()
+        try:
+            open_annotate(page, live_server, project, "quad")
+            assert page.locator(".response").count() == 4
+            page.screenshot(path=str(artifacts / "four-responses-1366x768.png"))
+            columns = page.evaluate(
+                """() => [...document.querySelectorAll('.response')].map((e) => {
+                    const r = e.getBoundingClientRect();
+                    return {left: r.left, right: r.right, width: r.width};
+                })"""
+            )
+            assert all(c["left"] >= 0 and c["right"] <= 1366 for c in columns), columns
+            assert min(c["width"] for c in columns) >= 300, columns
+            assert no_sideways_overflow(page)
+        finally:
+            context.close()
+
     def test_phone_stacks_responses_under_sticky_tabs(
         self, live_server: Any, phone: Any, artifacts: Path
     ) -> None:
