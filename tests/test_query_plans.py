@@ -155,7 +155,7 @@ def _capture_driver(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]:
     return captured
 
 
-def test_a_small_projects_export_and_agreement_read_only_its_own_rows(
+def test_a_small_projects_export_preview_and_agreement_read_only_its_own_rows(
     client: TestClient,
     connection: sa.Connection,
     large_project: dict[str, Any],
@@ -185,6 +185,8 @@ def test_a_small_projects_export_and_agreement_read_only_its_own_rows(
             response = client.get(f"{base}/export", params=params, headers=admin.headers)
             assert response.status_code == 200, response.text
             assert response.text.strip(), f"rows to read: {params}"
+        preview = client.get(f"{base}/export/preview", headers=admin.headers)
+        assert preview.status_code == 200 and preview.json()["raters"] == 2, preview.text
         agreement = client.get(f"{base}/agreement", params={"n_boot": 0}, headers=admin.headers)
         assert agreement.status_code == 200, agreement.text
 

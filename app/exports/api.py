@@ -11,7 +11,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 from app.accounts.dependencies import CurrentUser, DbSession
 from app.errors import ERROR_RESPONSES
 from app.exports import service
-from app.exports.schemas import ExportList, ExportOptions, ExportRead, StreamOptions
+from app.exports.schemas import ExportList, ExportOptions, ExportPreview, ExportRead, StreamOptions
 from app.projects import service as projects_service
 from app.routing import TransactionalRoute
 
@@ -31,6 +31,15 @@ def stream_export(
         media_type=service.stream_media_type(plan),
         headers={"Content-Disposition": f'attachment; filename="{service.stream_file_name(plan)}"'},
     )
+
+
+@router.get("/projects/{project_id}/export/preview", response_model=ExportPreview)
+def preview_export(
+    project_id: uuid.UUID, options: Annotated[ExportOptions, Query()], user: CurrentUser, session: DbSession
+) -> ExportPreview:
+    """How many items and rows survive each cleaning filter with these options; nothing is written."""
+    project = projects_service.get_project_for_admin(session, project_id, user)
+    return service.preview_export(session, service.plan_export(session, project, options))
 
 
 @router.post(

@@ -7,7 +7,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from app.exports.schemas import ExportOptions
+from app.exports.schemas import ExportOptions, ExportPreview
+
+STEP_NAMES = {
+    "annotated": "items with annotations",
+    "enough_annotations": "enough annotations",
+    "agreement": "agreement reached",
+    "ties": "not a tie",
+    "flags": "not flagged",
+    "rows_before_dedup": "rows",
+    "rows": "rows without duplicates",
+}
 
 
 def add_export_command(sub: Any) -> None:
@@ -18,7 +28,10 @@ def add_export_command(sub: Any) -> None:
         default="preference",
         choices=["preference", "preference-implicit", "kto", "ratings", "raw"],
     )
-    export.add_argument("--out", required=True, help="folder for the split files and README.md")
+    export.add_argument("--out", help="folder for the split files and README.md")
+    export.add_argument(
+        "--dry-run", action="store_true", help="only count what each filter keeps; write nothing"
+    )
     export.add_argument("--file", default="jsonl", choices=["jsonl", "parquet", "csv"])
     export.add_argument("--aggregation", default="majority", choices=["majority", "dawid-skene"])
     export.add_argument("--question", help="preference or ranking question (default: the first)")
@@ -80,7 +93,12 @@ def cmd_export(args: argparse.Namespace) -> None:
     from app.exports import service
 
     options = _options(args)
+    if not args.dry_run and not args.out:
+        sys.exit("error: give --out DIR for the dataset, or --dry-run to only count rows")
     database.configure(get_settings().database_url)
+    if args.dry_run:
+        _print_preview(args.project, options)
+        return
     out = Path(args.out)
     try:
         with session_scope(write=False) as session, tqdm(total=1000, desc="export", unit="‰") as bar:
@@ -102,3 +120,34 @@ def cmd_export(args: argparse.Namespace) -> None:
     dropped = ", ".join(f"{key} {n}" for key, n in counts["dropped"].items())
     if dropped:
         print(f"dropped: {dropped}")
+
+
+def _print_preview(project_ref: str, options: ExportOptions) -> None:
+    from app.db import session_scope
+    from app.errors import AppError
+    from app.exports import service
+
+    try:
+        with session_scope(write=False) as session:
+            project = _find_project(session, project_ref)
+            preview = service.preview_export(session, service.plan_export(session, project, options))
+    except AppError as error:
+        sys.exit(f"error: {error.message}")
+    print(format_preview(preview))
+
+
+def format_preview(preview: ExportPreview) -> str:
+    """The funnel as a plain-text table: what is left after each step and what the step removed."""
+    width = max(len(STEP_NAMES.get(step.key, step.key)) + len(step.unit) + 3 for step in preview.steps)
+    lines = [f"{'step':<{width}} {'left':>9} {'removed':>9}"]
+    for step in preview.steps:
+        name = f"{STEP_NAMES.get(step.key, step.key)} ({step.unit})"
+        removed = f"-{step.removed}" if step.removed else ""
+        lines.append(f"{name:<{width}} {step.count:>9} {removed:>9}".rstrip())
+    lines.append(f"annotations {preview.annotations}, raters {preview.raters}")
+    if preview.dropped:
+        lines.append("dropped: " + ", ".join(f"{key} {n}" for key, n in preview.dropped.items()))
+    splits = {name: n for name, n in preview.rows.items() if name != "all"}
+    if splits:
+        lines.append("rows per split: " + ", ".join(f"{name} {n}" for name, n in splits.items()))
+    return "\n".join(lines)

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from app.accounts.dependencies import DbSession, PageAdmin, verify_csrf
 from app.errors import AppError
 from app.exports import service
-from app.exports.schemas import ExportOptions
+from app.exports.schemas import ExportOptions, ExportPreview
 from app.projects import service as projects_service
 from app.projects.models import Project
 from app.routing import TransactionalRoute
@@ -67,17 +67,14 @@ def export_page(request: Request, project_id: uuid.UUID, admin: PageAdmin, sessi
 def funnel_preview(request: Request, project_id: uuid.UUID, admin: PageAdmin, session: DbSession) -> Response:
     project = projects_service.get_project_for_admin(session, project_id, admin)
     options, error = _options(_form_values(request.query_params))
-    counts: dict[str, Any] | None = None
-    steps: list[Any] = []
+    preview: ExportPreview | None = None
     if options is not None:
         try:
-            plan = service.plan_export(session, project, options)
-            counts = service.preview_funnel(session, plan)
-            steps = service.funnel_steps(counts, options.format)
+            preview = service.preview_export(session, service.plan_export(session, project, options))
         except AppError as problem:
             error = problem.message
     # A 200 even for bad options: htmx swaps only successful answers, and the message belongs in the panel.
-    return render(request, "exports/_funnel.html", {"error": error, "counts": counts, "steps": steps})
+    return render(request, "exports/_funnel.html", {"error": error, "preview": preview})
 
 
 @router.post("/projects/{project_id}/export")

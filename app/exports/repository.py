@@ -287,6 +287,23 @@ def count_judged_items(session: Session, project_id: uuid.UUID) -> int:
     return int(session.scalar(statement) or 0)
 
 
+def count_counted_raters(session: Session, project_id: uuid.UUID) -> int:
+    """Raters with at least one counted annotation on a live item: the raters a dataset draws on."""
+    statement = (
+        sa.select(sa.func.count(sa.distinct(Annotation.user_id)))
+        .join(Item, Item.id == Annotation.item_id)
+        .outerjoin(
+            ProjectMembership,
+            sa.and_(
+                ProjectMembership.project_id == Annotation.project_id,
+                ProjectMembership.user_id == Annotation.user_id,
+            ),
+        )
+        .where(_counted(project_id), _live_items(project_id))
+    )
+    return int(session.scalar(statement) or 0)
+
+
 def stream_annotations(session: Session, project_id: uuid.UUID) -> Iterator[Any]:
     """Whole counted annotations, for the raw export."""
     columns: list[Any] = [

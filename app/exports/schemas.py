@@ -148,6 +148,18 @@ class FunnelStep(BaseModel):
     removed: int
 
 
+class ExportPreview(BaseModel):
+    """What an export with these options would keep, step by step, without writing anything."""
+
+    items: int = Field(description="items with at least one counted annotation")
+    annotations: int = Field(description="counted annotations: excluded raters, gold and training left out")
+    raters: int
+    steps: list[FunnelStep]
+    dropped: dict[str, int] = Field(description="items (or rows, for duplicates) each filter removed")
+    rows: dict[str, int] = Field(description="rows per split; 'all' when there is no split")
+    rows_total: int
+
+
 class ExportRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

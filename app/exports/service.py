@@ -38,7 +38,7 @@ from app.exports.formats import (
 )
 from app.exports.models import Export
 from app.exports.pipeline import ExportPlan, Progress, Tally, iter_rows
-from app.exports.schemas import ExportOptions, FunnelStep, StreamOptions
+from app.exports.schemas import ExportOptions, ExportPreview, FunnelStep, StreamOptions
 from app.projects import service as projects_service
 from app.projects.models import Project
 from app.projects.questions import PreferenceQuestion, Question, RankingQuestion, RatingQuestion
@@ -169,19 +169,29 @@ def stream_export(plan: ExportPlan) -> Iterator[bytes]:
         session.close()
 
 
-def preview_funnel(session: Session, plan: ExportPlan) -> dict[str, Any]:
-    """What a build would keep at each step, without writing anything."""
-    tally = Tally()
-    for _ in iter_rows(session, plan, tally):
-        pass
-    return tally.to_dict()
-
-
 FUNNEL = {
     "pairs": ("annotated", "enough_annotations", "agreement", "ties", "flags", "rows_before_dedup", "rows"),
     "ratings": ("annotated", "enough_annotations", "flags", "rows_before_dedup", "rows"),
     "raw": ("annotated", "rows"),
 }
+
+
+def preview_export(session: Session, plan: ExportPlan) -> ExportPreview:
+    """The funnel of an export as the API returns it: counts per step, what each filter dropped, rows per split."""
+    tally = Tally()
+    for _ in iter_rows(session, plan, tally):
+        pass
+    counts = tally.to_dict()
+    return ExportPreview(
+        items=counts["items"],
+        annotations=counts["annotations"],
+        # A tallied export does not collect who voted unless it writes a dataset card; one query counts them.
+        raters=repository.count_counted_raters(session, plan.project_id),
+        steps=funnel_steps(counts, plan.options.format),
+        dropped=counts["dropped"],
+        rows=counts["rows"],
+        rows_total=counts["rows_total"],
+    )
 
 
 def funnel_steps(counts: dict[str, Any], export_format: str) -> list[FunnelStep]:

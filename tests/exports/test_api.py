@@ -283,6 +283,61 @@ class TestDuplicates:
         assert kept in (["item-0", "item-2"], ["item-1", "item-2"])
 
 
+class TestPreview:
+    def _preview(self, client: TestClient, admin: Persona, project_id: str, **params: Any) -> Any:
+        return client.get(
+            f"/api/v1/projects/{project_id}/export/preview", params=params, headers=admin.headers
+        )
+
+    def test_funnel_counts_each_filter_without_writing_rows(
+        self, client: TestClient, admin: Persona, judged: Judged
+    ) -> None:
+        response = self._preview(client, admin, judged.project_id)
+        assert response.status_code == 200, response.text
+        preview = response.json()
+        # 8 items judged by three counted raters (the excluded spoiler's 8 votes are left out); item 2 is
+        # unresolved, 3 and 7 are a tie and both bad, 4 is flagged: 4 rows.
+        assert (preview["items"], preview["annotations"], preview["raters"]) == (8, 24, 3)
+        assert [(s["key"], s["count"], s["removed"]) for s in preview["steps"]] == [
+            ("annotated", 8, 0),
+            ("enough_annotations", 8, 0),
+            ("agreement", 7, 1),
+            ("ties", 5, 2),
+            ("flags", 4, 1),
+            ("rows_before_dedup", 4, 0),
+            ("rows", 4, 0),
+        ]
+        assert preview["dropped"] == {"flagged": 1, "ties": 2, "unresolved": 1}
+        assert preview["rows"] == {"all": 4} and preview["rows_total"] == 4
+
+    @pytest.mark.parametrize(
+        "params",
+        [
+            {"include_ties": "true", "include_flagged": "true"},
+            {"min_agreement": "0.7"},
+            {"format": "kto", "split": "train=0.5,test=0.5", "seed": "4"},
+            {"aggregation": "dawid-skene"},
+            {"format": "ratings"},
+        ],
+    )
+    def test_rows_per_split_match_the_stream(
+        self, client: TestClient, admin: Persona, judged: Judged, params: dict[str, str]
+    ) -> None:
+        preview = self._preview(client, admin, judged.project_id, **params).json()
+        rows = jsonl_rows(client, admin, judged.project_id, **params)
+        by_split: dict[str, int] = {}
+        for row in rows:
+            by_split[row.get("split", "all")] = by_split.get(row.get("split", "all"), 0) + 1
+        assert preview["rows"] == by_split and preview["rows_total"] == len(rows)
+
+    def test_bad_option_is_a_422_and_annotators_get_403(
+        self, client: TestClient, admin: Persona, annotator: Persona, judged: Judged
+    ) -> None:
+        bad = self._preview(client, admin, judged.project_id, split="train=0.9,test=0.2")
+        assert bad.status_code == 422 and "must add up to 1" in bad.json()["detail"]
+        assert self._preview(client, annotator, judged.project_id).status_code == 403
+
+
 class TestPermissions:
     def test_anonymous_gets_401(self, client: TestClient, judged: Judged) -> None:
         assert client.get(f"/api/v1/projects/{judged.project_id}/export").status_code == 401

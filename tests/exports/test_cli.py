@@ -113,3 +113,34 @@ def test_bad_option_and_unknown_project_exit_with_a_message(database: str, tmp_p
     assert missing.returncode != 0 and "no project 'no-such-project'" in missing.stderr
     wrong = _run(url, tmp_path, "browser-project", "--out", str(tmp_path / "z"), "--question", "helpfulness")
     assert wrong.returncode != 0 and "rating question" in wrong.stderr
+
+
+def test_dry_run_prints_the_funnel_and_writes_nothing(database: str, tmp_path: Path) -> None:
+    url = database
+    done = _run(url, tmp_path, "browser-project", "--dry-run", "--split", "train=0.5,test=0.5", "--seed", "3")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    # Six items, each judged once with the first response chosen: nothing is filtered out.
+    counts = {line.rsplit(maxsplit=1)[0].strip(): int(line.split()[-1]) for line in lines[1:8]}
+    assert counts == {
+        "items with annotations (items)": 6,
+        "enough annotations (items)": 6,
+        "agreement reached (items)": 6,
+        "not a tie (items)": 6,
+        "not flagged (items)": 6,
+        "rows (rows)": 6,
+        "rows without duplicates (rows)": 6,
+    }
+    assert "annotations 6, raters 1" in done.stdout
+    train, test = (int(part.split()[1]) for part in lines[-1].removeprefix("rows per split: ").split(", "))
+    assert train + test == 6
+    assert list(tmp_path.iterdir()) == [], "a dry run writes no files"
+    strict = _run(url, tmp_path, "browser-project", "--dry-run", "--min-annotations", "2")
+    row = next(line.split() for line in strict.stdout.splitlines() if line.startswith("enough annotations"))
+    assert row[-2:] == ["0", "-6"], strict.stdout
+    assert "dropped: too_few_annotations 6" in strict.stdout
+
+
+def test_export_without_out_or_dry_run_says_what_to_give(database: str, tmp_path: Path) -> None:
+    done = _run(database, tmp_path, "browser-project")
+    assert done.returncode != 0 and "give --out DIR" in done.stderr

@@ -77,6 +77,8 @@ class TestExportPage:
             "rows_before_dedup": 4,
             "rows": 4,
         }
+        # The spoiler is excluded: three raters and their 24 annotations count, on either database.
+        assert "Annotations 24 · raters 3" in preview.text
         loose = client.get(
             f"/projects/{judged.project_id}/export/preview",
             params={"include_ties": "true", "include_flagged": "true"},
