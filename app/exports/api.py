@@ -39,7 +39,7 @@ def preview_export(
 ) -> ExportPreview:
     """How many items and rows survive each cleaning filter with these options; nothing is written."""
     project = projects_service.get_project_for_admin(session, project_id, user)
-    return service.preview_export(session, service.plan_export(session, project, options))
+    return service.preview_export(service.plan_export(session, project, options))
 
 
 @router.post(

@@ -130,7 +130,7 @@ def _print_preview(project_ref: str, options: ExportOptions) -> None:
     try:
         with session_scope(write=False) as session:
             project = _find_project(session, project_ref)
-            preview = service.preview_export(session, service.plan_export(session, project, options))
+            preview = service.preview_export(service.plan_export(session, project, options))
     except AppError as error:
         sys.exit(f"error: {error.message}")
     print(format_preview(preview))

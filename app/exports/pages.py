@@ -70,7 +70,7 @@ def funnel_preview(request: Request, project_id: uuid.UUID, admin: PageAdmin, se
     preview: ExportPreview | None = None
     if options is not None:
         try:
-            preview = service.preview_export(session, service.plan_export(session, project, options))
+            preview = service.preview_export(service.plan_export(session, project, options))
         except AppError as problem:
             error = problem.message
     # A 200 even for bad options: htmx swaps only successful answers, and the message belongs in the panel.

@@ -58,10 +58,12 @@ class ExportPlan:
     split_column: bool
     split_name: str | None = None
     secret: str = ""
+    # The options' splits, parsed once: rows ask for them one by one.
+    splits: tuple[tuple[str, float], ...] | None = None
 
     @property
     def split_names(self) -> list[str]:
-        return [name for name, _ in self.options.splits or [("train", 1.0)]]
+        return [name for name, _ in self.splits or [("train", 1.0)]]
 
 
 @dataclass
@@ -300,7 +302,7 @@ def outcomes_of(
 
 
 def prompt_split(plan: ExportPlan, group: ItemGroup) -> str | None:
-    splits = plan.options.splits
+    splits = plan.splits
     if splits is None:
         return None
     return split_of(canonical(prompt_value(group.prompt, plan.chat)), splits, plan.options.seed)
@@ -414,7 +416,7 @@ def tallied_in_database(session: Session, plan: ExportPlan) -> bool:
     )
 
 
-def _tallied_outcome(
+def tallied_outcome(
     item_id: uuid.UUID,
     counts: Sequence[int],
     margins: Sequence[float | None],
@@ -439,7 +441,9 @@ def _tallied_outcome(
     return decided_outcome(winner, n, agreement, margin)
 
 
-def _tallied_items(session: Session, plan: ExportPlan, *, with_text: bool, with_votes: bool) -> Iterator[Any]:
+def tallied_items(
+    session: Session, plan: ExportPlan, *, content: repository.Content, with_votes: bool
+) -> Iterator[Any]:
     assert plan.question is not None
     return repository.stream_preference_tallies(
         session,
@@ -447,17 +451,17 @@ def _tallied_items(session: Session, plan: ExportPlan, *, with_text: bool, with_
         question=plan.question,
         score_question=plan.score_questions[0] if plan.score_questions else None,
         margins=plan.options.margins,
-        with_text=with_text,
+        content=content,
         with_votes=with_votes,
     )
 
 
-def _fit_tallied(
+def fit_tallied(
     session: Session, plan: ExportPlan, tally: Tally, tick: Callable[[], None] | None
 ) -> DawidSkeneLabels:
     """Dawid-Skene's first pass: every item's vote classes, without the texts."""
     labels = tally.labels = LabelArrays()
-    for chunk in read_chunks(session, _tallied_items(session, plan, with_text=False, with_votes=True)):
+    for chunk in read_chunks(session, tallied_items(session, plan, content="none", with_votes=True)):
         for row in chunk:
             if tick is not None:
                 tick()
@@ -473,12 +477,12 @@ def _tallied_rows(
     fitted: DawidSkeneLabels | None = None
     start = 0.0
     if plan.options.aggregation == "dawid-skene":
-        fitted = _fit_tallied(session, plan, tally, _ticker(total, 0.0, 0.5, progress))
+        fitted = fit_tallied(session, plan, tally, _ticker(total, 0.0, 0.5, progress))
         start = 0.5
     elif collect:
         tally.labels = LabelArrays()
     tick = _ticker(total, start, 1.0 - start, progress)
-    rows = _tallied_items(session, plan, with_text=True, with_votes=collect)
+    rows = tallied_items(session, plan, content="texts", with_votes=collect)
     seen = SeenKeys()
     for chunk in read_chunks(session, rows):
         staged: list[Staged] = []
@@ -497,7 +501,7 @@ def _tallied_rows(
                 tally.guidelines_versions.update(versions)
                 if fitted is None and tally.labels is not None:
                     _add_labels(tally.labels, item_id, raters, classes)
-            outcome = _tallied_outcome(item_id, row[8:12], row[12:14], fitted)
+            outcome = tallied_outcome(item_id, row[8:12], row[12:14], fitted)
             if not keep_item(plan, outcome, row[14], tally):
                 continue
             scores = [ResponseScore(0, mean, None) for mean in row[15:17]] if plan.score_questions else None
@@ -526,7 +530,7 @@ def _raw_rows(
 ) -> Iterator[tuple[str | None, dict[str, Any]]]:
     total = repository.count_live_items(session, plan.project_id) if progress else 0
     tick = _ticker(total, 0.0, 1.0, progress)
-    splits = plan.options.splits
+    splits = plan.splits
     annotations = _Follower(repository.stream_annotations(session, plan.project_id))
     for item in repository.stream_items(session, plan.project_id, with_prompt=splits is not None):
         if tick is not None:

@@ -7,12 +7,13 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from itertools import groupby
 from operator import itemgetter
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, aggregate_order_by
 from sqlalchemy.orm import Session, aliased
 
+from app.accounts.models import User
 from app.annotation.models import Annotation
 from app.db import utcnow
 from app.exports.models import Export
@@ -21,6 +22,8 @@ from app.projects.models import ProjectMembership
 from app.projects.questions import BOTH_BAD, TIE
 
 STREAM_BATCH = 5000
+# What a tally row carries for the prompt and the two texts: see stream_preference_tallies.
+Content = Literal["texts", "lengths", "none"]
 # Flags that say the item itself is unusable, whichever response a rater preferred.
 BLOCKING_FLAGS = ("unsafe", "broken_prompt")
 # Every stream is ordered by item id, so they merge item by item; both databases can walk that order in
@@ -178,7 +181,7 @@ def stream_preference_tallies(
     question: str,
     score_question: str | None,
     margins: dict[int, float] | None,
-    with_text: bool,
+    content: Content,
     with_votes: bool,
 ) -> Iterator[Any]:
     """PostgreSQL: each live item with counted votes and the vote tallies of one preference question.
@@ -186,9 +189,11 @@ def stream_preference_tallies(
     A row is (id, external_id, prompt, first id, first text, second id, second text, counted votes, votes
     for the first response, the second, tie and both bad, mean margin of the first's and of the second's
     votes, flagged, mean score of the first and of the second), then with `with_votes` the raters, classes
-    (0, 1, 2 = tie, 3 = both bad, NULL = no choice) and guidelines versions of every vote. Without
-    `with_text` the prompt and texts are NULL and never read. Sums run in the order the votes were given, as
-    the general pipeline adds them, so both give the same floats.
+    (0, 1, 2 = tie, 3 = both bad, NULL = no choice) and guidelines versions of every vote. `content` says
+    what stands for the prompt and texts: themselves, the prompt and the texts' lengths in bytes (read from
+    the stored value's header, the text itself is never read), or NULL; only with the texts are the external
+    id and response ids read, otherwise they are NULL too. Sums run in the order the votes were
+    given, as the general pipeline adds them, so both give the same floats.
     """
     # Each vote is classified once, in the order the votes were given; the grouped tallies then meet the items
     # in one merge on item id. Looking each item's votes up by index (a lateral join) took twice as long.
@@ -258,25 +263,67 @@ def stream_preference_tallies(
     tallies = (
         sa.select(vote.c.item_id, *columns).group_by(vote.c.item_id).cte("tally").prefix_with("MATERIALIZED")
     )
-    first, second = aliased(Response, name="first"), aliased(Response, name="second")
+    # Per response position: (what to join, on what, the response id, what stands for its text).
+    sides: list[tuple[Any, Any, Any, Any]] = []
+    for position in (0, 1):
+        if content == "lengths":
+            lengths = _response_lengths(project_id, position)
+            sides.append((lengths, lengths.c.item_id == Item.id, lengths.c.id, lengths.c.length))
+            continue
+        response = aliased(Response, name="first" if position == 0 else "second")
+        shown = response.text if content == "texts" else sa.null()
+        on = sa.and_(response.item_id == Item.id, response.position == position)
+        sides.append((response, on, response.id, shown))
+    (first, first_on, first_id, first_text), (second, second_on, second_id, second_text) = sides
     statement = (
         sa.select(
             Item.id,
-            Item.external_id,
-            Item.prompt if with_text else sa.null(),
-            sa.cast(first.id, sa.Text),
-            first.text if with_text else sa.null(),
-            sa.cast(second.id, sa.Text),
-            second.text if with_text else sa.null(),
+            # Only rows to write need the ids; a count or a fit reads the row without them.
+            Item.external_id if content == "texts" else sa.null(),
+            sa.null() if content == "none" else Item.prompt,
+            sa.cast(first_id, sa.Text) if content == "texts" else sa.null(),
+            first_text,
+            sa.cast(second_id, sa.Text) if content == "texts" else sa.null(),
+            second_text,
             *(c for c in tallies.c if c.name != "item_id"),
         )
-        .join(first, sa.and_(first.item_id == Item.id, first.position == 0))
-        .join(second, sa.and_(second.item_id == Item.id, second.position == 1))
+        .join(first, first_on)
+        .join(second, second_on)
         .join(tallies, tallies.c.item_id == Item.id)
         .where(_live_items(project_id))
         .order_by(Item.id)
     )
     return _pipelined(session, statement)
+
+
+def _response_lengths(project_id: uuid.UUID, position: int) -> sa.Subquery:
+    """(item_id, id, length in bytes) of the project's responses at one position.
+
+    OFFSET 0 keeps the subquery whole, so the length is taken where the response is read. Pulled up into the
+    outer query, the text would travel up to the final SELECT, and the planner, costing rows that wide,
+    chose an index lookup per item over hash joins (6.4 s against 5.0 s at 1M annotations).
+    """
+    item = aliased(Item, name=f"item_{position}")
+    return (
+        sa.select(Response.item_id, Response.id, sa.func.octet_length(Response.text).label("length"))
+        .join(item, item.id == Response.item_id)
+        .where(item.project_id == project_id, Response.position == position)
+        .offset(0)
+        .subquery("first" if position == 0 else "second")
+    )
+
+
+def stream_pair_texts(session: Session, item_ids: Sequence[uuid.UUID]) -> Iterator[Any]:
+    """(id, prompt, first text, second text) of the given items, by item id."""
+    first, second = aliased(Response, name="first"), aliased(Response, name="second")
+    statement = (
+        sa.select(Item.id, Item.prompt, first.text, second.text)
+        .join(first, sa.and_(first.item_id == Item.id, first.position == 0))
+        .join(second, sa.and_(second.item_id == Item.id, second.position == 1))
+        .where(Item.id.in_(item_ids))
+        .order_by(Item.id)
+    )
+    return _stream(session, statement)
 
 
 def count_judged_items(session: Session, project_id: uuid.UUID) -> int:
@@ -288,9 +335,13 @@ def count_judged_items(session: Session, project_id: uuid.UUID) -> int:
 
 
 def count_counted_raters(session: Session, project_id: uuid.UUID) -> int:
-    """Raters with at least one counted annotation on a live item: the raters a dataset draws on."""
-    statement = (
-        sa.select(sa.func.count(sa.distinct(Annotation.user_id)))
+    """Raters with at least one counted annotation on a live item: the raters a dataset draws on.
+
+    One lookup per account through the annotations' user index: counting distinct raters over the
+    project's annotations sorted them all (1 s at 1M annotations, against 0.3 s).
+    """
+    counted = (
+        sa.select(Annotation.id)
         .join(Item, Item.id == Annotation.item_id)
         .outerjoin(
             ProjectMembership,
@@ -299,9 +350,9 @@ def count_counted_raters(session: Session, project_id: uuid.UUID) -> int:
                 ProjectMembership.user_id == Annotation.user_id,
             ),
         )
-        .where(_counted(project_id), _live_items(project_id))
+        .where(Annotation.user_id == User.id, _counted(project_id), _live_items(project_id))
     )
-    return int(session.scalar(statement) or 0)
+    return int(session.scalar(sa.select(sa.func.count()).select_from(User).where(counted.exists())) or 0)
 
 
 def stream_annotations(session: Session, project_id: uuid.UUID) -> Iterator[Any]:

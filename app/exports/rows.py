@@ -106,6 +106,25 @@ def _score(scores: list[ResponseScore] | None, index: int) -> float | None:
     return round_or_none(scores[index].mean) if scores is not None else None
 
 
+def outcome_pairs(plan: ExportPlan, outcome: Outcome) -> list[tuple[int, int, str]]:
+    """(a, b, result) of each pair an outcome gives: chosen over rejected, then with include_ties the tie or
+    both-bad pairs; kto has no row for a tie."""
+    pairs = [(a, b, "chosen") for a, b in outcome.pairs]
+    if plan.options.include_ties:
+        level = "both_bad" if outcome.status == "both_bad" else "tie"
+        if plan.options.format != "kto" or level != "tie":
+            pairs += [(a, b, level) for a, b in outcome.level_pairs]
+    return pairs
+
+
+def key_parts(kind: str, a: int, b: int, result: str) -> list[tuple[int | str, ...]]:
+    """For each row pair_rows writes for one pair, what its duplicate key hashes after the prompt, in order:
+    an int stands for that response's text. A preview hashes the texts' lengths in their place."""
+    if kind == "kto":
+        return [(a, str(result == "chosen")), (b, "False")]
+    return [(a, b)]
+
+
 def pair_rows(
     plan: ExportPlan, group: ItemGroup, outcome: Outcome, scores: list[ResponseScore] | None
 ) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -114,20 +133,14 @@ def pair_rows(
     prompt = prompt_value(group.prompt, chat)
     prompt_key = canonical(prompt)
     texts = group.texts
-    pairs = [(a, b, "chosen") for a, b in outcome.pairs]
-    if plan.options.include_ties:
-        level = "both_bad" if outcome.status == "both_bad" else "tie"
-        pairs += [(a, b, level) for a, b in outcome.level_pairs]
     common = {
         "item_id": str(group.item_id),
         "external_id": group.external_id,
         "n_annotations": outcome.n_votes,
         "agreement": round_or_none(outcome.agreement),
     }
-    for a, b, result in pairs:
+    for a, b, result in outcome_pairs(plan, outcome):
         if kind == "kto":
-            if result == "tie":
-                continue
             for index, good in ((a, result == "chosen"), (b, False)):
                 row: dict[str, Any] = {
                     "prompt": prompt,

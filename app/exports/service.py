@@ -38,6 +38,7 @@ from app.exports.formats import (
 )
 from app.exports.models import Export
 from app.exports.pipeline import ExportPlan, Progress, Tally, iter_rows
+from app.exports.preview import count_rows
 from app.exports.schemas import ExportOptions, ExportPreview, FunnelStep, StreamOptions
 from app.projects import service as projects_service
 from app.projects.models import Project
@@ -129,6 +130,7 @@ def plan_export(
         split_column=split_column,
         split_name=split_name,
         secret=get_settings().secret_key,
+        splits=tuple(options.splits) if options.splits else None,
     )
 
 
@@ -176,22 +178,29 @@ FUNNEL = {
 }
 
 
-def preview_export(session: Session, plan: ExportPlan) -> ExportPreview:
-    """The funnel of an export as the API returns it: counts per step, what each filter dropped, rows per split."""
-    tally = Tally()
-    for _ in iter_rows(session, plan, tally):
-        pass
-    counts = tally.to_dict()
-    return ExportPreview(
-        items=counts["items"],
-        annotations=counts["annotations"],
-        # A tallied export does not collect who voted unless it writes a dataset card; one query counts them.
-        raters=repository.count_counted_raters(session, plan.project_id),
-        steps=funnel_steps(counts, plan.options.format),
-        dropped=counts["dropped"],
-        rows=counts["rows"],
-        rows_total=counts["rows_total"],
-    )
+def preview_export(plan: ExportPlan) -> ExportPreview:
+    """The funnel of an export as the API returns it: counts per step, what each filter dropped, rows per split.
+
+    Like a stream, it reads in a session of its own: every pass sees the same data, without JIT.
+    """
+    session = reading_session()
+    try:
+        tally = Tally()
+        count_rows(session, plan, tally)
+        counts = tally.to_dict()
+        return ExportPreview(
+            items=counts["items"],
+            annotations=counts["annotations"],
+            # A tallied count does not collect who voted (only a build's dataset card needs that); one
+            # query counts them.
+            raters=repository.count_counted_raters(session, plan.project_id),
+            steps=funnel_steps(counts, plan.options.format),
+            dropped=counts["dropped"],
+            rows=counts["rows"],
+            rows_total=counts["rows_total"],
+        )
+    finally:
+        session.close()
 
 
 def funnel_steps(counts: dict[str, Any], export_format: str) -> list[FunnelStep]:
@@ -254,7 +263,7 @@ def write_dataset(
         for writer in writers.values():
             writer.close()
     counts = tally.to_dict()
-    if plan.options.splits is None:
+    if plan.splits is None:
         counts["rows"] = {default: counts["rows_total"]}
     else:
         counts["rows"] = {name: counts["rows"].get(name, 0) for name in plan.split_names}
