@@ -357,12 +357,15 @@ def child(url: str, project_id: str, file_type: str, aggregation: str, out: str)
     from app.projects.models import Project
 
     database.configure(url)
+    previewing = file_type == "preview"
     with database.new_session() as session:
         project = session.get_one(Project, uuid.UUID(project_id))
         plan = service.plan_export(
             session,
             project,
-            StreamOptions(format="preference", file=file_type, aggregation=aggregation),
+            StreamOptions(
+                format="preference", file="jsonl" if previewing else file_type, aggregation=aggregation
+            ),
             streamed=True,
         )
     baseline = _memory_mb("VmRSS")
@@ -370,10 +373,14 @@ def child(url: str, project_id: str, file_type: str, aggregation: str, out: str)
     cpu_before = before.ru_utime + before.ru_stime
     started = time.perf_counter()
     size = 0
-    with open(out, "wb") as handle:
-        for chunk in service.stream_export(plan):
-            handle.write(chunk)
-            size += len(chunk)
+    if previewing:
+        # The export page's funnel: every count of the build, no row written.
+        Path(out).write_text(str(service.preview_export(plan).rows_total))
+    else:
+        with open(out, "wb") as handle:
+            for chunk in service.stream_export(plan):
+                handle.write(chunk)
+                size += len(chunk)
     seconds = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_SELF)
     result = {
@@ -387,6 +394,8 @@ def child(url: str, project_id: str, file_type: str, aggregation: str, out: str)
 
 
 def count_rows(path: Path, file_type: str) -> int:
+    if file_type == "preview":
+        return int(path.read_text())
     if file_type == "parquet":
         import pyarrow.parquet as pq
 
@@ -432,6 +441,7 @@ EXPORTS = {
     "preference jsonl": ("jsonl", "majority"),
     "preference parquet": ("parquet", "majority"),
     "dawid-skene jsonl": ("jsonl", "dawid-skene"),
+    "preview (counts only)": ("preview", "majority"),
 }
 
 
@@ -470,7 +480,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
     parser.add_argument("--database", help="reuse a database an earlier --keep run left (skips seeding)")
-    parser.add_argument("--child", choices=["jsonl", "parquet"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["jsonl", "parquet", "preview"], help=argparse.SUPPRESS)
     parser.add_argument("--aggregation", default="majority", help=argparse.SUPPRESS)
     parser.add_argument("--database-url", help=argparse.SUPPRESS)
     parser.add_argument("--project", help=argparse.SUPPRESS)
