@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -37,3 +39,40 @@ def test_a_consumer_that_stops_early_ends_the_thread_and_closes_the_source() -> 
     assert next(values) == 0
     values.close()  # type: ignore[attr-defined]
     assert closed == [True]
+
+
+def test_parquet_row_groups_are_cut_by_text_size_as_well_as_rows() -> None:
+    # Long answers must not make a row group (held twice while Arrow copies it) hundreds of megabytes.
+    import pyarrow.parquet as pq
+
+    from app.exports.formats import ChunkSink, ParquetWriter, pair_layout
+
+    for chat in (False, True):
+        sink = ChunkSink()
+        writer = ParquetWriter(
+            sink,
+            pair_layout("preference", chat=chat, scores=False, outcome=False, split=False),
+            row_group=1000,
+            row_group_bytes=250_000,
+        )
+        long_text = "x" * 50_000
+        for n in range(20):
+            text: Any = [{"role": "assistant", "content": long_text}] if chat else long_text
+            prompt: Any = [{"role": "user", "content": f"prompt {n}"}] if chat else f"prompt {n}"
+            writer.write(
+                {
+                    "prompt": prompt,
+                    "chosen": text,
+                    "rejected": text,
+                    "margin": None,
+                    "item_id": str(n),
+                    "external_id": None,
+                    "n_annotations": 1,
+                    "agreement": 1.0,
+                }
+            )
+        writer.close()
+        parquet = pq.ParquetFile(io.BytesIO(sink.take()))
+        # 100k characters a row: a group is cut every third row (300k >= 250k), 7 groups for 20 rows.
+        assert parquet.metadata.num_rows == 20
+        assert parquet.metadata.num_row_groups == 7, chat
