@@ -113,8 +113,9 @@ def _choice(rng: random.Random, truth: int) -> tuple[Any, int | None]:
     return ("tie" if roll < 0.97 else "both_bad"), None
 
 
-def seed(url: str, n_annotations: int) -> tuple[uuid.UUID, dict[str, float]]:
-    """One project of n_annotations / 3 items with 3 annotations each, written with COPY."""
+def seed(url: str, n_annotations: int, text_repeat: int = 1) -> tuple[uuid.UUID, dict[str, float]]:
+    """One project of n_annotations / 3 items with 3 annotations each, written with COPY; each response is
+    its source text `text_repeat` times over, to measure long answers."""
     import psycopg
 
     from app.accounts import service as accounts_service
@@ -138,7 +139,10 @@ def seed(url: str, n_annotations: int) -> tuple[uuid.UUID, dict[str, float]]:
         project_id = project.id
     database.engine.dispose()
 
-    sources = source_texts()
+    sources = [
+        (prompt, [(model, "\n\n".join([text] * text_repeat)) for model, text in completions])
+        for prompt, completions in source_texts()
+    ]
     n_items = max(n_annotations // RATERS_PER_ITEM, 1)
     rng = random.Random(7)
     now = datetime.now(UTC)
@@ -477,6 +481,12 @@ def report(results: dict[str, Any]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--annotations", type=int, default=1_000_000)
+    parser.add_argument(
+        "--text-repeat",
+        type=int,
+        default=1,
+        help="each response is its text this many times over (long answers)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
     parser.add_argument("--database", help="reuse a database an earlier --keep run left (skips seeding)")
@@ -501,7 +511,9 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             os.environ["PREFHUB_DATA_DIR"] = tmp
-            project_id, seeded = existing(url) if args.database else seed(url, args.annotations)
+            project_id, seeded = (
+                existing(url) if args.database else seed(url, args.annotations, args.text_repeat)
+            )
             results: dict[str, Any] = {**seeded}
             results["floor_annotations"] = copy_out(url, [FLOOR_ANNOTATIONS], project_id)
             results["floor_texts"] = copy_out(url, list(FLOOR_TEXTS), project_id)

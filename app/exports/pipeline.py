@@ -33,6 +33,9 @@ from app.exports.rows import SeenKeys, canonical, pair_rows, rater_pseudonym, ra
 from app.exports.schemas import ExportOptions
 
 CHUNK_ITEMS = 500
+# Characters of text a chunk holds at most: 500 items of 40k-character answers made chunks of 40 MB, and
+# three chunks are in memory at once (two read ahead).
+CHUNK_CHARS = 4_000_000
 # Chunks read ahead of the writer: enough to cover a fetch, few enough to keep memory flat.
 READ_AHEAD_CHUNKS = 2
 
@@ -156,18 +159,35 @@ def iter_groups(
             tick()
 
 
-def chunked(source: Iterator[T], size: int = CHUNK_ITEMS) -> Iterator[list[T]]:
-    while chunk := list(islice(source, size)):
+def chunked(
+    source: Iterator[T], size: int = CHUNK_ITEMS, weigh: Callable[[T], int] | None = None
+) -> Iterator[list[T]]:
+    """Lists of `size` entries; with `weigh`, a list also ends once its entries weigh CHUNK_CHARS."""
+    if weigh is None:
+        while chunk := list(islice(source, size)):
+            yield chunk
+        return
+    chunk, weight = [], 0
+    for entry in source:
+        chunk.append(entry)
+        weight += weigh(entry)
+        if len(chunk) >= size or weight >= CHUNK_CHARS:
+            yield chunk
+            chunk, weight = [], 0
+    if chunk:
         yield chunk
 
 
-def read_chunks(session: Session, groups: Iterator[T]) -> Iterator[list[T]]:
+def read_chunks(
+    session: Session, groups: Iterator[T], weigh: Callable[[T], int] | None = None
+) -> Iterator[list[T]]:
     """Chunks of groups; on PostgreSQL read ahead by a thread, so the server works while rows are written.
 
     Only that thread touches the session until the stream ends. SQLite reads in this process, where a
-    thread would only take turns with the writer.
+    thread would only take turns with the writer. `weigh` (characters of text) keeps chunks of long texts
+    small.
     """
-    chunks = chunked(groups)
+    chunks = chunked(groups, weigh=weigh)
     if session.get_bind().dialect.name != "postgresql":
         return chunks
     return read_ahead(chunks, READ_AHEAD_CHUNKS)
@@ -376,7 +396,8 @@ def iter_rows(
         tally.labels = LabelArrays()
     seen = SeenKeys()
     tick = _ticker(total, start, 1.0 - start, progress)
-    for chunk in read_chunks(session, iter_groups(session, plan, with_text=True, tick=tick)):
+    groups = iter_groups(session, plan, with_text=True, tick=tick)
+    for chunk in read_chunks(session, groups, weigh=_group_chars):
         _count_inputs(tally, chunk)
         if fitted is None and tally.labels is not None:
             for group in chunk:
@@ -385,6 +406,14 @@ def iter_rows(
                 else:
                     tally.labels.add_preference(group)
         yield from _unique_rows(plan, _chunk_rows(plan, chunk, fitted, tally), seen, tally)
+
+
+def _group_chars(group: ItemGroup) -> int:
+    return sum(len(text) for text in group.texts)
+
+
+def _tallied_chars(row: Any) -> int:
+    return len(row[4]) + len(row[6])
 
 
 def _chunk_rows(
@@ -484,7 +513,7 @@ def _tallied_rows(
     tick = _ticker(total, start, 1.0 - start, progress)
     rows = tallied_items(session, plan, content="texts", with_votes=collect)
     seen = SeenKeys()
-    for chunk in read_chunks(session, rows):
+    for chunk in read_chunks(session, rows, weigh=_tallied_chars):
         staged: list[Staged] = []
         for row in chunk:
             if tick is not None:

@@ -42,7 +42,7 @@ def _stream(session: Session, statement: sa.Select[Any]) -> Iterator[Any]:
         result.close()
 
 
-def _pipelined(session: Session, statement: sa.Select[Any], rows_per_chunk: int = 1000) -> Iterator[Any]:
+def _pipelined(session: Session, statement: sa.Select[Any], rows_per_chunk: int = 100) -> Iterator[Any]:
     """PostgreSQL rows as the server produces them, for a single query that has the connection to itself.
 
     A server-side cursor computes the next batch only when asked for it, so server and client take turns;

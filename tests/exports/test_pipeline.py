@@ -76,3 +76,15 @@ def test_parquet_row_groups_are_cut_by_text_size_as_well_as_rows() -> None:
         # 100k characters a row: a group is cut every third row (300k >= 250k), 7 groups for 20 rows.
         assert parquet.metadata.num_rows == 20
         assert parquet.metadata.num_row_groups == 7, chat
+
+
+def test_chunks_of_long_texts_end_early() -> None:
+    from app.exports.pipeline import CHUNK_CHARS, CHUNK_ITEMS, chunked
+
+    short = ["a" * 10] * (CHUNK_ITEMS + 1)
+    assert [len(c) for c in chunked(iter(short), weigh=len)] == [CHUNK_ITEMS, 1]
+    # Texts of a quarter of the budget: four to a chunk, whatever CHUNK_ITEMS allows.
+    long = ["b" * (CHUNK_CHARS // 4)] * 10
+    chunks = list(chunked(iter(long), weigh=len))
+    assert [len(c) for c in chunks] == [4, 4, 2]
+    assert [text for chunk in chunks for text in chunk] == long
