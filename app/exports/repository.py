@@ -22,6 +22,8 @@ from app.projects.models import ProjectMembership
 from app.projects.questions import BOTH_BAD, TIE
 
 STREAM_BATCH = 5000
+# Rows of prompts or answers fetched at once: 5,000 answers of 40k characters would be 200 MB.
+TEXT_STREAM_BATCH = 500
 # What a tally row carries for the prompt and the two texts: see stream_preference_tallies.
 Content = Literal["texts", "lengths", "none"]
 # Flags that say the item itself is unusable, whichever response a rater preferred.
@@ -30,10 +32,10 @@ BLOCKING_FLAGS = ("unsafe", "broken_prompt")
 # an index (items' and responses' keys, annotations by project and item) instead of sorting wide rows.
 
 
-def _stream(session: Session, statement: sa.Select[Any]) -> Iterator[Any]:
+def _stream(session: Session, statement: sa.Select[Any], batch: int = STREAM_BATCH) -> Iterator[Any]:
     # yield_per makes PostgreSQL use a server-side cursor: memory stays flat however large the project.
     # Core rows through the session's connection skip the ORM's per-row bookkeeping.
-    result = session.connection().execute(statement.execution_options(yield_per=STREAM_BATCH))
+    result = session.connection().execute(statement.execution_options(yield_per=batch))
     try:
         # Whole partitions skip the per-row fetch machinery.
         for partition in result.partitions():
@@ -75,7 +77,8 @@ def stream_items(session: Session, project_id: uuid.UUID, *, with_prompt: bool) 
     columns: list[Any] = [Item.id, Item.external_id]
     if with_prompt:
         columns.append(Item.prompt)
-    return _stream(session, sa.select(*columns).where(_live_items(project_id)).order_by(Item.id))
+    statement = sa.select(*columns).where(_live_items(project_id)).order_by(Item.id)
+    return _stream(session, statement, TEXT_STREAM_BATCH if with_prompt else STREAM_BATCH)
 
 
 def stream_responses(session: Session, project_id: uuid.UUID, *, with_text: bool) -> Iterator[Any]:
@@ -89,7 +92,7 @@ def stream_responses(session: Session, project_id: uuid.UUID, *, with_text: bool
         .where(_live_items(project_id))
         .order_by(Response.item_id, Response.position)
     )
-    return _stream(session, statement)
+    return _stream(session, statement, TEXT_STREAM_BATCH if with_text else STREAM_BATCH)
 
 
 def _counted(project_id: uuid.UUID) -> sa.ColumnElement[bool]:
@@ -323,7 +326,7 @@ def stream_pair_texts(session: Session, item_ids: Sequence[uuid.UUID]) -> Iterat
         .where(Item.id.in_(item_ids))
         .order_by(Item.id)
     )
-    return _stream(session, statement)
+    return _stream(session, statement, TEXT_STREAM_BATCH)
 
 
 def count_judged_items(session: Session, project_id: uuid.UUID) -> int:
