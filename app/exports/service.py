@@ -196,7 +196,10 @@ def preview_export(plan: ExportPlan) -> ExportPreview:
             raters=repository.count_counted_raters(session, plan.project_id),
             steps=funnel_steps(counts, plan.options.format),
             dropped=counts["dropped"],
-            rows=counts["rows"],
+            # Every split is named, an empty one too: "test 0" says more than a missing test split.
+            rows={name: counts["rows"].get(name, 0) for name in plan.split_names}
+            if plan.splits
+            else counts["rows"],
             rows_total=counts["rows_total"],
         )
     finally:
