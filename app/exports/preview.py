@@ -33,12 +33,10 @@ from app.exports.pipeline import (
     tallied_items,
     tallied_outcome,
 )
-from app.exports.rows import SeenKeys, canonical, key_parts, outcome_pairs, row_key, split_of
+from app.exports.rows import KeyParts, SeenKeys, canonical, content_key, key_parts, outcome_pairs, split_of
 
 # Items whose texts one query reads for the exact check.
 TEXT_BATCH = 1000
-
-KeyParts = tuple[int | str, ...]
 
 
 def count_rows(session: Session, plan: ExportPlan, tally: Tally) -> None:
@@ -167,8 +165,7 @@ def _drop_duplicates(session: Session, plan: ExportPlan, rows: _Rows, tally: Tal
         for item_id, prompt, first, second in repository.stream_pair_texts(session, list(wanted)):
             prompt_key, texts = canonical(prompt_value(prompt, plan.chat)), (first, second)
             for parts, split in wanted[item_id]:
-                # The key pair_rows gives the row.
-                keys.append(row_key(prompt_key, *(texts[p] if isinstance(p, int) else p for p in parts)))
+                keys.append(content_key(prompt_key, texts, parts))
                 splits.append(split)
         fresh = seen.add_new(np.array(keys, dtype=np.uint64))
         for split, first_seen in zip(splits, fresh.tolist(), strict=True):

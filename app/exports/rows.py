@@ -117,12 +117,20 @@ def outcome_pairs(plan: ExportPlan, outcome: Outcome) -> list[tuple[int, int, st
     return pairs
 
 
-def key_parts(kind: str, a: int, b: int, result: str) -> list[tuple[int | str, ...]]:
+KeyParts = tuple[int | str, ...]
+
+
+def key_parts(kind: str, a: int, b: int, result: str) -> list[KeyParts]:
     """For each row pair_rows writes for one pair, what its duplicate key hashes after the prompt, in order:
     an int stands for that response's text. A preview hashes the texts' lengths in their place."""
     if kind == "kto":
         return [(a, str(result == "chosen")), (b, "False")]
     return [(a, b)]
+
+
+def content_key(prompt_key: str, texts: Sequence[str], parts: KeyParts) -> int:
+    """The duplicate key of a row: its prompt, then each part (a response's text, or a label)."""
+    return row_key(prompt_key, *(texts[p] if isinstance(p, int) else p for p in parts))
 
 
 def pair_rows(
@@ -140,8 +148,9 @@ def pair_rows(
         "agreement": round_or_none(outcome.agreement),
     }
     for a, b, result in outcome_pairs(plan, outcome):
+        keys = [content_key(prompt_key, texts, parts) for parts in key_parts(kind, a, b, result)]
         if kind == "kto":
-            for index, good in ((a, result == "chosen"), (b, False)):
+            for key, index, good in ((keys[0], a, result == "chosen"), (keys[1], b, False)):
                 row: dict[str, Any] = {
                     "prompt": prompt,
                     "completion": reply_value(texts[index], chat),
@@ -149,7 +158,7 @@ def pair_rows(
                 }
                 if plan.options.include_ties:
                     row["outcome"] = result
-                yield row_key(prompt_key, texts[index], str(good)), row | common
+                yield key, row | common
             continue
         if kind == "preference":
             row = {
@@ -167,7 +176,7 @@ def pair_rows(
             row["score_chosen"], row["score_rejected"] = _score(scores, a), _score(scores, b)
         if plan.options.include_ties:
             row["outcome"] = result
-        yield row_key(prompt_key, texts[a], texts[b]), row | common
+        yield keys[0], row | common
 
 
 def rating_rows(
