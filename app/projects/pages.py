@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import Response
@@ -228,8 +228,10 @@ async def import_submit(
     file: Annotated[UploadFile, File()],
     pairs: Annotated[str, Form(max_length=8)] = "none",
     dry_run: Annotated[str | None, Form(max_length=4)] = None,
+    purpose: Annotated[Literal["live", "training"], Form()] = "live",
 ) -> Response:
-    """Upload a file from the project page; a dry run shows what would be created, duplicated or rejected."""
+    """Upload a file from the project page, or a training set from the training page; a dry run shows what
+    would be created, duplicated or rejected."""
     project = await run_in_threadpool(service.get_project, session, project_id, admin)
     preview = await run_in_threadpool(items_service.preview_lines, file.file)
     try:
@@ -241,6 +243,7 @@ async def import_submit(
                 iter_jsonl_lines(iter(lambda: file.file.read(1 << 16), b"")),
                 admin,
                 options=options,
+                purpose=purpose,
                 skip_bad_lines=True,
                 dry_run=dry_run is not None,
             )

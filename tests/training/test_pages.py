@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from typing import Any
@@ -229,6 +230,40 @@ class TestTrainingPage:
         assert "risky-0" in gold and "&lt;script&gt;alert(1)&lt;/script&gt;" in gold
         assert "<script>alert" not in html
         assert "purpose=training" in html
+
+    def test_training_set_is_uploaded_from_the_page_with_a_dry_run_first(
+        self, client: TestClient, admin: Persona, annotator: Persona
+    ) -> None:
+        project_id = _project(client, admin, annotator)
+        _log_in(client, admin)
+        page = client.get(f"/projects/{project_id}/training").text
+        form = page[
+            page.index('id="training-import-result"') - 900 : page.index('id="training-import-result"')
+        ]
+        assert 'name="purpose" value="training"' in form and 'type="file"' in form
+        lines = judged_lines(2, prefix="uploaded", gold=True)
+        files = {"file": ("training.jsonl", "\n".join(json.dumps(x) for x in lines).encode(), "text/plain")}
+
+        def training_total() -> int:
+            listed = client.get(
+                f"/api/v1/projects/{project_id}/items",
+                params={"purpose": "training", "limit": 1},
+                headers=admin.headers,
+            )
+            return int(listed.json()["total"])
+
+        data = {"csrf_token": _csrf(page), "purpose": "training"}
+        dry = client.post(f"/projects/{project_id}/import", data={**data, "dry_run": "1"}, files=files)
+        assert dry.status_code == 200 and "Dry run" in dry.text
+        assert training_total() == 3
+        real = client.post(f"/projects/{project_id}/import", data=data, files=files)
+        assert real.status_code == 200 and "Created" in real.text
+        assert training_total() == 5
+        html = client.get(f"/projects/{project_id}/training").text
+        training = html[html.index('id="training-items"') : html.index('id="gold-items"')]
+        assert "uploaded-0" in training and "uploaded-1" in training
+        bad = client.post(f"/projects/{project_id}/import", data={**data, "purpose": "gold"}, files=files)
+        assert bad.status_code == 422
 
     def test_gold_form_changes_the_answer_and_explanation(
         self, client: TestClient, admin: Persona, annotator: Persona
