@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC
+from functools import cached_property
 from itertools import islice
 from typing import Any, TypeVar
 
@@ -61,8 +62,11 @@ class ExportPlan:
     split_column: bool
     split_name: str | None = None
     secret: str = ""
-    # The options' splits, parsed once: rows ask for them one by one.
-    splits: tuple[tuple[str, float], ...] | None = None
+
+    @cached_property
+    def splits(self) -> list[tuple[str, float]] | None:
+        """The options' splits, parsed once: rows ask for them one by one."""
+        return self.options.splits
 
     @property
     def split_names(self) -> list[str]:

@@ -130,7 +130,6 @@ def plan_export(
         split_column=split_column,
         split_name=split_name,
         secret=get_settings().secret_key,
-        splits=tuple(options.splits) if options.splits else None,
     )
 
 
@@ -196,14 +195,19 @@ def preview_export(plan: ExportPlan) -> ExportPreview:
             raters=repository.count_counted_raters(session, plan.project_id),
             steps=funnel_steps(counts, plan.options.format),
             dropped=counts["dropped"],
-            # Every split is named, an empty one too: "test 0" says more than a missing test split.
-            rows={name: counts["rows"].get(name, 0) for name in plan.split_names}
-            if plan.splits
-            else counts["rows"],
+            rows=rows_per_split(plan, counts, "all"),
             rows_total=counts["rows_total"],
         )
     finally:
         session.close()
+
+
+def rows_per_split(plan: ExportPlan, counts: dict[str, Any], unsplit: str) -> dict[str, int]:
+    """Rows of each split, an empty split too ("test 0" says more than a missing test split); without
+    splits, every row under `unsplit`."""
+    if plan.splits is None:
+        return {unsplit: counts["rows_total"]}
+    return {name: counts["rows"].get(name, 0) for name in plan.split_names}
 
 
 def funnel_steps(counts: dict[str, Any], export_format: str) -> list[FunnelStep]:
@@ -266,10 +270,7 @@ def write_dataset(
         for writer in writers.values():
             writer.close()
     counts = tally.to_dict()
-    if plan.splits is None:
-        counts["rows"] = {default: counts["rows_total"]}
-    else:
-        counts["rows"] = {name: counts["rows"].get(name, 0) for name in plan.split_names}
+    counts["rows"] = rows_per_split(plan, counts, default)
     counts["agreement"] = _agreement(tally, plan.question_kind)
     card = CardFacts(
         project_name=plan.project_name,
