@@ -57,7 +57,7 @@ def cmd_seed_demo(args: argparse.Namespace) -> None:
             print("database already has users: demo not seeded")
             return
         logins = seed_demo(session)
-    print("Demo project created. Log in with (shown once):")
+    print("Demo projects created. Log in with (shown once):")
     for login in logins:
         print(f"  {login.role:<10} {login.username:<8} password: {login.password}")
 

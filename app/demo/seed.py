@@ -1,4 +1,4 @@
-"""Seeding a new database with a demo admin, two demo annotators and a demo project."""
+"""Seeding a new database with a demo admin, two demo annotators and the demo projects."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.accounts import service as accounts_service
 from app.accounts.models import User
+from app.demo.campaign import demo_records, seed_campaign
 from app.items import service as items_service
 from app.items.parsing import iter_jsonl_lines
 from app.projects import service as projects_service
@@ -43,7 +44,7 @@ def database_is_new(session: Session) -> bool:
 
 
 def seed_demo(session: Session) -> list[DemoLogin]:
-    """Create the demo accounts and project; the passwords are returned once and stored only hashed."""
+    """Create the demo accounts and projects; the passwords are returned once and stored only hashed."""
     logins = [
         DemoLogin("admin", secrets.token_urlsafe(9), "admin"),
         DemoLogin("rater1", secrets.token_urlsafe(9), "annotator"),
@@ -138,4 +139,5 @@ def seed_demo(session: Session) -> list[DemoLogin]:
                 admin,
                 options=items_service.import_options(demo_project, pairs),
             )
+    seed_campaign(session, admin, DEMO_GUIDELINES, users[1:], demo_records(DEMO_ITEMS))
     return logins
