@@ -1,5 +1,9 @@
 """Next + submit cycles per second and per-call latency, with 1 and 8 simulated annotators, against a floor.
 
+Besides throughput, each row gives the CPU a request costs the app workers and PostgreSQL, read from /proc
+around the measured phase, and the floor's, since on a shared machine CPU per request varies far less from
+run to run than requests per second; "vs floor (CPU)" is the floor's CPU per request over ours.
+
 Run: python -m benchmarks.annotation_hot_path [--backends postgresql,sqlite] [--sizes 10000,1000000]
 """
 
@@ -9,17 +13,21 @@ import argparse
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 import orjson
 
 from benchmarks.common import (
+    Server,
+    cpu_seconds,
     drop_database,
     fresh_database,
     lean_client,
     machine_line,
     percentiles,
+    postgres_pids,
     print_table,
     seed_project,
     start_server,
@@ -56,8 +64,15 @@ async def _annotator(
 
 
 async def drive(
-    url: str, tokens: list[str], project_id: str, seconds: float, warmup: float = 2.0
+    url: str,
+    tokens: list[str],
+    project_id: str,
+    seconds: float,
+    warmup: float = 2.0,
+    cpu: Callable[[], tuple[float, float]] | None = None,
 ) -> dict[str, Any]:
+    """cpu, when given, returns the app's and the database's CPU seconds so far: read around the measured
+    phase, they give CPU per request, which a busy shared machine disturbs far less than throughput."""
     # The warm-up runs on connections of its own: the measured ones are opened once every worker is up and
     # warm, as they would be in service, so the workers share them out evenly.
     async with lean_client(url, len(tokens)) as client:
@@ -67,10 +82,15 @@ async def drive(
         )
     async with lean_client(url, len(tokens)) as client:
         stats: dict[str, list[float]] = {"next": [], "submit": [], "errors": []}
+        cpu_before = cpu() if cpu else (0.0, 0.0)
         started = time.perf_counter()
         await asyncio.gather(*(_annotator(client, t, project_id, started + seconds, stats) for t in tokens))
         elapsed = time.perf_counter() - started
+        cpu_after = cpu() if cpu else (0.0, 0.0)
+    requests = max(1, len(stats["next"]) + len(stats["submit"]))
     return {
+        "app_cpu_ms": 1000 * (cpu_after[0] - cpu_before[0]) / requests,
+        "db_cpu_ms": 1000 * (cpu_after[1] - cpu_before[1]) / requests,
         "cycles_per_s": len(stats["submit"]) / elapsed,
         "requests_per_s": (len(stats["next"]) + len(stats["submit"])) / elapsed,
         "next": percentiles(stats["next"]),
@@ -79,7 +99,10 @@ async def drive(
     }
 
 
-async def drive_floor(url: str, concurrency: int, seconds: float) -> float:
+async def drive_floor(
+    url: str, concurrency: int, seconds: float, cpu: Callable[[], tuple[float, float]]
+) -> tuple[float, float]:
+    """Requests per second, and CPU milliseconds per request (app and database together)."""
     count = 0
 
     async def loop(client: aiohttp.ClientSession, until: float) -> None:
@@ -94,9 +117,21 @@ async def drive_floor(url: str, concurrency: int, seconds: float) -> float:
         await asyncio.gather(*(loop(client, time.perf_counter() + 1.0) for _ in range(concurrency)))
     async with lean_client(url, concurrency) as client:
         count = 0
+        cpu_before = sum(cpu())
         started = time.perf_counter()
         await asyncio.gather(*(loop(client, started + seconds) for _ in range(concurrency)))
-        return count / (time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        return count / elapsed, 1000 * (sum(cpu()) - cpu_before) / max(1, count)
+
+
+def _cpu_reader(server: Server, backend: str) -> Callable[[], tuple[float, float]]:
+    """The app workers' and (on PostgreSQL) the database server's CPU seconds; SQLite runs inside the app."""
+    workers = server.worker_pids() or [server.process.pid]
+
+    def read() -> tuple[float, float]:
+        return cpu_seconds(workers), cpu_seconds(postgres_pids()) if backend == "postgresql" else 0.0
+
+    return read
 
 
 def run_case(
@@ -112,9 +147,18 @@ def run_case(
     try:
         for concurrency in concurrencies:
             result = asyncio.run(
-                drive(server.url, seeded.tokens[:concurrency], str(seeded.project_id), seconds)
+                drive(
+                    server.url,
+                    seeded.tokens[:concurrency],
+                    str(seeded.project_id),
+                    seconds,
+                    cpu=_cpu_reader(server, backend),
+                )
             )
-            floor_rps = asyncio.run(drive_floor(floor.url, concurrency, seconds))
+            floor_rps, floor_cpu_ms = asyncio.run(
+                drive_floor(floor.url, concurrency, seconds, _cpu_reader(floor, backend))
+            )
+            cpu_ms = result["app_cpu_ms"] + result["db_cpu_ms"]
             rows.append(
                 {
                     "backend": backend,
@@ -131,6 +175,10 @@ def run_case(
                     "submit p50": result["submit"]["p50"],
                     "submit p95": result["submit"]["p95"],
                     "submit p99": result["submit"]["p99"],
+                    "app CPU ms/req": result["app_cpu_ms"],
+                    "db CPU ms/req": result["db_cpu_ms"],
+                    "floor CPU ms/req": floor_cpu_ms,
+                    "vs floor (CPU)": floor_cpu_ms / cpu_ms if cpu_ms else float("nan"),
                     "errors": result["errors"],
                     "seed s": seed_s,
                 }
