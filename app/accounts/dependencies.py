@@ -31,10 +31,21 @@ class CsrfFailed(Forbidden):
     message = "The form expired or came from another site; reload the page and try again."
 
 
+BEARER_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
 def _bearer(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+def bearer_token(request: Request) -> str:
+    """The request's bearer token, unchecked; 401 without one."""
+    raw = _bearer(request)
+    if raw is None:
+        raise NotAuthenticated(headers=BEARER_CHALLENGE)
+    return raw
 
 
 def api_user(request: Request, session: DbSession) -> User:
@@ -46,7 +57,7 @@ def authenticate_bearer(request: Request, session: Session) -> User:
     raw = _bearer(request)
     user = service.user_for_token(session, raw) if raw else None
     if user is None:
-        raise NotAuthenticated(headers={"WWW-Authenticate": "Bearer"})
+        raise NotAuthenticated(headers=BEARER_CHALLENGE)
     request.state.user = user
     return user
 

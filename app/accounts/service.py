@@ -175,9 +175,13 @@ def user_for_token(session: Session, raw: str) -> User | None:
     if row is None:
         return None
     user, expires_at = row
-    if expires_at is not None and expires_at < utcnow():
-        return None
-    return user if user.is_active else None
+    return user if usable_token(user, expires_at) else None
+
+
+def usable_token(user: User, expires_at: datetime | None) -> bool:
+    """Whether a found, unrevoked token still lets its user in; other domains' lookups that join the token
+    (see the annotation repository) check it here too."""
+    return user.is_active and (expires_at is None or expires_at >= utcnow())
 
 
 @functools.cache

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Query, Request, status
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from app.accounts.dependencies import CurrentUser, DbSession, authenticate_bearer
+from app.accounts.dependencies import BEARER_CHALLENGE, CurrentUser, DbSession, bearer_token
 from app.annotation import service
 from app.annotation.schemas import (
     AnnotationCorrection,
@@ -22,7 +22,7 @@ from app.annotation.schemas import (
     SkipResult,
     SubmitResult,
 )
-from app.errors import ERROR_RESPONSES
+from app.errors import ERROR_RESPONSES, NotAuthenticated
 from app.routing import TransactionalRoute, run_in_transaction
 
 router = APIRouter(
@@ -50,9 +50,13 @@ def to_assignment_read(leased: service.LeasedItem) -> AssignmentRead:
     responses={204: {"description": "Nothing left for this rater"}},
 )
 async def next_assignment(project_id: uuid.UUID, request: Request) -> AssignmentRead | Response:
+    token = bearer_token(request)
+
     def work(session: Session) -> AssignmentRead | None:
-        user = authenticate_bearer(request, session)
-        leased = service.next_assignment(session, project_id, user)
+        found = service.next_assignment_for_token(session, project_id, token)
+        if found is None:
+            raise NotAuthenticated(headers=BEARER_CHALLENGE)
+        request.state.user, leased = found
         return None if leased is None else to_assignment_read(leased)
 
     assignment = await run_in_transaction(request, work)
@@ -68,9 +72,13 @@ async def submit_annotation(
     request: Request,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> SubmitResult:
+    token = bearer_token(request)
+
     def work(session: Session) -> SubmitResult:
-        user = authenticate_bearer(request, session)
-        result = service.submit_annotation(session, assignment_id, user, body, idempotency_key)
+        found = service.submit_annotation_for_token(session, assignment_id, token, body, idempotency_key)
+        if found is None:
+            raise NotAuthenticated(headers=BEARER_CHALLENGE)
+        request.state.user, result = found
         annotation = result.annotation
         return SubmitResult(
             annotation_id=annotation.id,

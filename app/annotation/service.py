@@ -13,7 +13,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from app.accounts import service as accounts_service
 from app.accounts.models import User
+from app.accounts.security import hash_token
 from app.annotation import exceptions
 from app.annotation import repository as repo
 from app.annotation.models import Annotation, AnnotationRevision, Assignment
@@ -62,6 +64,28 @@ def _project_for_work(
 def next_assignment(session: Session, project_id: uuid.UUID, user: User) -> LeasedItem | None:
     """The caller's current lease, or a new one; None when there is nothing for this rater."""
     project, membership = _project_for_work(session, project_id, user)
+    return _next_for_member(session, project, membership, user)
+
+
+def next_assignment_for_token(
+    session: Session, project_id: uuid.UUID, token: str
+) -> tuple[User, LeasedItem | None] | None:
+    """next_assignment for an API caller known by their bearer token, found in the statement that locks their
+    membership; None when the token lets nobody in (the API answers 401)."""
+    found = repo.lock_membership_for_token(session, project_id, hash_token(token))
+    if found is None or not accounts_service.usable_token(*found[0]):
+        if accounts_service.user_for_token(session, token) is None:
+            return None
+        raise exceptions.NotAMember()
+    (user, _), project, membership = found
+    if not policies.can_view(user, project, membership):
+        raise exceptions.NotAMember()
+    return user, _next_for_member(session, project, membership, user)
+
+
+def _next_for_member(
+    session: Session, project: Project, membership: ProjectMembership, user: User
+) -> LeasedItem | None:
     if project.status != "active" or membership.status != "active":
         return None
     lease = repo.reclaim_and_find_lease(session, project.id, user.id, utcnow())
@@ -142,6 +166,35 @@ def submit_annotation(
     idempotency_key: str | None = None,
 ) -> Submission:
     assignment, project = _own_assignment_with_project(session, assignment_id, user)
+    return _submit(session, assignment, project, user, body, idempotency_key)
+
+
+def submit_annotation_for_token(
+    session: Session,
+    assignment_id: uuid.UUID,
+    token: str,
+    body: AnnotationSubmit,
+    idempotency_key: str | None = None,
+) -> tuple[User, Submission] | None:
+    """submit_annotation for an API caller known by their bearer token, found in the statement that locks
+    their assignment; None when the token lets nobody in (the API answers 401)."""
+    found = repo.lock_assignment_for_token(session, assignment_id, hash_token(token))
+    if found is None or not accounts_service.usable_token(*found[0]):
+        if accounts_service.user_for_token(session, token) is None:
+            return None
+        raise exceptions.AssignmentNotFound()
+    (user, _), assignment, project = found
+    return user, _submit(session, assignment, project, user, body, idempotency_key)
+
+
+def _submit(
+    session: Session,
+    assignment: Assignment,
+    project: Project,
+    user: User,
+    body: AnnotationSubmit,
+    idempotency_key: str | None,
+) -> Submission:
     request_hash = _request_hash(body)
     replay = _replayed(session, assignment, user, idempotency_key, request_hash)
     if replay is not None:
