@@ -6,11 +6,11 @@ import functools
 import uuid
 from collections import Counter
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm import QueryableAttribute, Session, defer
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.selectable import ExecutableReturnsRows
 
@@ -69,6 +69,7 @@ def _lock_membership_statement() -> sa.Select[Project, ProjectMembership]:
 # assignment: one round trip less each. The caller checks the token with accounts' usable_token and, when
 # nothing is found, tells a bad token (401) from a missing membership or assignment (404) the usual way.
 TokenUser = tuple[User, datetime | None]
+AnySelect = TypeVar("AnySelect", bound=sa.Select[*tuple[Any, ...]])
 
 
 def lock_membership_for_token(
@@ -82,19 +83,24 @@ def lock_membership_for_token(
 
 @functools.cache
 def _lock_membership_for_token_statement() -> sa.Select[User, datetime | None, Project, ProjectMembership]:
+    statement = sa.select(User, ApiToken.expires_at, Project, ProjectMembership).select_from(
+        ProjectMembership
+    )
     return (
-        sa.select(User, ApiToken.expires_at, Project, ProjectMembership)
-        .select_from(ApiToken)
-        .join(User, User.id == ApiToken.user_id)
-        .join(ProjectMembership, ProjectMembership.user_id == User.id)
+        _by_token(statement, ProjectMembership.user_id)
         .join(Project, Project.id == ProjectMembership.project_id)
-        .where(
-            ApiToken.token_hash == sa.bindparam("token_hash"),
-            ApiToken.revoked_at.is_(None),
-            Project.id == sa.bindparam("project", type_=sa.Uuid),
-        )
+        .where(Project.id == sa.bindparam("project", type_=sa.Uuid))
         .options(*_PROJECT_TEXTS_DEFERRED)
         .with_for_update(of=ProjectMembership)
+    )
+
+
+def _by_token(statement: AnySelect, user_id: QueryableAttribute[uuid.UUID]) -> AnySelect:
+    """The statement restricted to the user, given by user_id, of the unrevoked token bound as token_hash."""
+    return (
+        statement.join(User, User.id == user_id)
+        .join(ApiToken, ApiToken.user_id == User.id)
+        .where(ApiToken.token_hash == sa.bindparam("token_hash"), ApiToken.revoked_at.is_(None))
     )
 
 
@@ -110,17 +116,11 @@ def lock_assignment_for_token(
 
 @functools.cache
 def _lock_assignment_for_token_statement() -> sa.Select[User, datetime | None, Assignment, Project]:
+    statement = sa.select(User, ApiToken.expires_at, Assignment, Project).select_from(Assignment)
     return (
-        sa.select(User, ApiToken.expires_at, Assignment, Project)
-        .select_from(Assignment)
+        _by_token(statement, Assignment.user_id)
         .join(Project, Project.id == Assignment.project_id)
-        .join(User, User.id == Assignment.user_id)
-        .join(ApiToken, ApiToken.user_id == User.id)
-        .where(
-            Assignment.id == sa.bindparam("assignment", type_=sa.Uuid),
-            ApiToken.token_hash == sa.bindparam("token_hash"),
-            ApiToken.revoked_at.is_(None),
-        )
+        .where(Assignment.id == sa.bindparam("assignment", type_=sa.Uuid))
         .options(*_PROJECT_TEXTS_DEFERRED)
         .with_for_update(of=Assignment)
     )

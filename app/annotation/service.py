@@ -21,6 +21,7 @@ from app.annotation import repository as repo
 from app.annotation.models import Annotation, AnnotationRevision, Assignment
 from app.annotation.schemas import AnnotationCorrection, AnnotationSubmit
 from app.db import utcnow
+from app.errors import AppError
 from app.items.models import Item, Response
 from app.observability import ANNOTATIONS_SUBMITTED
 from app.projects import policies
@@ -73,14 +74,25 @@ def next_assignment_for_token(
     """next_assignment for an API caller known by their bearer token, found in the statement that locks their
     membership; None when the token lets nobody in (the API answers 401)."""
     found = repo.lock_membership_for_token(session, project_id, hash_token(token))
-    if found is None or not accounts_service.usable_token(*found[0]):
-        if accounts_service.user_for_token(session, token) is None:
-            return None
-        raise exceptions.NotAMember()
-    (user, _), project, membership = found
+    user = _token_caller(session, token, found[0] if found else None, exceptions.NotAMember())
+    if user is None or found is None:
+        return None
+    _, project, membership = found
     if not policies.can_view(user, project, membership):
         raise exceptions.NotAMember()
     return user, _next_for_member(session, project, membership, user)
+
+
+def _token_caller(
+    session: Session, token: str, found: repo.TokenUser | None, not_theirs: AppError
+) -> User | None:
+    """The caller found with their work, if their token still lets them in. None when the token lets nobody
+    in; raises not_theirs when it does but nothing was found: the work is someone else's, or does not exist."""
+    if found is not None and accounts_service.usable_token(*found):
+        return found[0]
+    if accounts_service.user_for_token(session, token) is None:
+        return None
+    raise not_theirs
 
 
 def _next_for_member(
@@ -179,11 +191,10 @@ def submit_annotation_for_token(
     """submit_annotation for an API caller known by their bearer token, found in the statement that locks
     their assignment; None when the token lets nobody in (the API answers 401)."""
     found = repo.lock_assignment_for_token(session, assignment_id, hash_token(token))
-    if found is None or not accounts_service.usable_token(*found[0]):
-        if accounts_service.user_for_token(session, token) is None:
-            return None
-        raise exceptions.AssignmentNotFound()
-    (user, _), assignment, project = found
+    user = _token_caller(session, token, found[0] if found else None, exceptions.AssignmentNotFound())
+    if user is None or found is None:
+        return None
+    _, assignment, project = found
     return user, _submit(session, assignment, project, user, body, idempotency_key)
 
 

@@ -11,7 +11,6 @@ once the careless rater is excluded no pair's majority is wrong (tests rely on i
 
 from __future__ import annotations
 
-import json
 import random
 import secrets
 import uuid
@@ -19,7 +18,6 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -31,6 +29,7 @@ from app.annotation import service as annotation_service
 from app.annotation.models import Annotation, Assignment
 from app.annotation.schemas import AnnotationSubmit
 from app.db import utcnow
+from app.demo.content import DEMO_GUIDELINES, HELPFULNESS_QUESTION, OVERALL_QUESTION
 from app.items import service as items_service
 from app.items.models import Item, Response
 from app.projects import service as projects_service
@@ -122,27 +121,9 @@ ANNOTATIONS_PER_ITEM = 3
 SHARE_DONE = 0.75
 DAYS = 4
 
-CAMPAIGN_QUESTIONS: list[dict[str, Any]] = [
-    {
-        "name": "overall",
-        "kind": "preference",
-        "title": "Which response is better overall?",
-        "strength": {"labels": ["negligibly better", "slightly better", "better", "significantly better"]},
-    },
-    {
-        "name": "helpfulness",
-        "kind": "rating",
-        "title": "Helpfulness",
-        "min": 1,
-        "max": 5,
-        "labels": {"1": "useless", "5": "excellent"},
-        "required": False,
-    },
-]
-
 
 def seed_campaign(
-    session: Session, admin: User, guidelines: str, demo_raters: list[User], records: list[dict[str, Any]]
+    session: Session, admin: User, demo_raters: list[User], records: list[dict[str, Any]]
 ) -> Project:
     """Create the campaign project and play the sample raters' work through the annotation service."""
     project = projects_service.create_project(
@@ -153,7 +134,7 @@ def seed_campaign(
                 "slug": CAMPAIGN_SLUG,
                 "description": "Five sample raters have trained and judged most pairs, one of them carelessly. "
                 "See its agreement, rater quality, training and export pages.",
-                "guidelines": guidelines,
+                "guidelines": DEMO_GUIDELINES,
                 "annotations_per_item": ANNOTATIONS_PER_ITEM,
                 "require_qualification": True,
                 "qualification_threshold": 0.66,
@@ -161,7 +142,7 @@ def seed_campaign(
                 "gold_min_answers": 3,
                 "gold_pause_threshold": 0.7,
                 "min_seconds_per_item": 5,
-                "questions": CAMPAIGN_QUESTIONS,
+                "questions": [OVERALL_QUESTION, HELPFULNESS_QUESTION],
             }
         ),
         admin,
@@ -363,8 +344,3 @@ def _working_moments(first_day: datetime, count: int) -> Iterator[datetime]:
     for index in range(count):
         day, slot = divmod(index, per_day)
         yield first_day + timedelta(days=day, minutes=8 * 60 * slot / per_day)
-
-
-def demo_records(path: Path) -> list[dict[str, Any]]:
-    with path.open(encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]

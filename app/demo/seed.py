@@ -4,32 +4,18 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.accounts import service as accounts_service
 from app.accounts.models import User
-from app.demo.campaign import demo_records, seed_campaign
+from app.demo.campaign import seed_campaign
+from app.demo.content import DEMO_GUIDELINES, DEMO_ITEMS, HELPFULNESS_QUESTION, OVERALL_QUESTION, demo_records
 from app.items import service as items_service
 from app.items.parsing import iter_jsonl_lines
 from app.projects import service as projects_service
 from app.projects.schemas import ProjectCreate
-
-DEMO_ITEMS = Path(__file__).with_name("demo_items.jsonl")
-DEMO_GUIDELINES = """# How to judge
-
-Pick the response that serves the user better. In order of importance:
-
-1. **Harmless**: never prefer a response that helps cause real harm, even if it is more detailed.
-2. **Correct**: facts, code and arithmetic must be right. Run the code in your head.
-3. **Helpful**: it answers what was asked, completely, without padding.
-4. **Clear**: well organised, easy to read, the right length.
-
-Use **Tie** only when you truly cannot tell them apart, and **Both bad** when neither is acceptable.
-Flag a response as *unsafe* when it contains harmful content, whatever you chose.
-"""
 
 
 @dataclass(frozen=True)
@@ -63,28 +49,8 @@ def seed_demo(session: Session) -> list[DemoLogin]:
                 "annotations_per_item": 2,
                 "gold_rate": 0,
                 "questions": [
-                    {
-                        "name": "overall",
-                        "kind": "preference",
-                        "title": "Which response is better overall?",
-                        "strength": {
-                            "labels": [
-                                "negligibly better",
-                                "slightly better",
-                                "better",
-                                "significantly better",
-                            ]
-                        },
-                    },
-                    {
-                        "name": "helpfulness",
-                        "kind": "rating",
-                        "title": "Helpfulness",
-                        "min": 1,
-                        "max": 5,
-                        "labels": {"1": "useless", "5": "excellent"},
-                        "required": False,
-                    },
+                    OVERALL_QUESTION,
+                    HELPFULNESS_QUESTION,
                     {"name": "rationale", "kind": "text", "title": "Why?", "required": False},
                 ],
             }
@@ -139,5 +105,5 @@ def seed_demo(session: Session) -> list[DemoLogin]:
                 admin,
                 options=items_service.import_options(demo_project, pairs),
             )
-    seed_campaign(session, admin, DEMO_GUIDELINES, users[1:], demo_records(DEMO_ITEMS))
+    seed_campaign(session, admin, users[1:], demo_records())
     return logins

@@ -15,7 +15,8 @@ from app.accounts.models import User
 from app.annotation.models import Annotation
 from app.db import utcnow
 from app.demo import campaign
-from app.demo.seed import DEMO_ITEMS, database_is_new, seed_demo
+from app.demo.content import demo_records
+from app.demo.seed import database_is_new, seed_demo
 from app.items.models import Item
 from app.projects.models import Project
 from app.training import figures
@@ -148,7 +149,7 @@ def _answer(value: str | list[dict[str, str]]) -> str:
 
 def _intended_rank() -> dict[str, tuple[str, int]]:
     """Each live answer's item and place in the order the item was written to have (0 is best)."""
-    records = {r["external_id"]: r for r in campaign.demo_records(DEMO_ITEMS)}
+    records = {r["external_id"]: r for r in demo_records()}
     return {
         records[ext]["responses"][position]["text"]: (ext, place)
         for ext, order in campaign.BEST_FIRST.items()
