@@ -60,3 +60,28 @@ def test_admin_sees_the_funnel_and_downloads_a_snapshot(live_server: Any, page: 
     assert download.value.suggested_filename.endswith(".zip")
     assert failed == []
     assert [e for e in errors if "Failed to load resource" not in e] == []
+
+
+def test_while_new_options_are_counted_the_old_funnel_is_dimmed_under_a_notice(
+    live_server: Any, page: Any
+) -> None:
+    lines = [
+        {"external_id": f"c{i}", "prompt": f"Prompt {i}?", "responses": [f"x {i}", f"y {i}"]}
+        for i in range(3)
+    ]
+    project, _ = seed_project(live_server.sessions, lines, usernames=("c1",))
+    log_in(page, live_server.url, "boss")
+    page.goto(f"{live_server.url}/projects/{project.id}/export")
+    page.wait_for_selector("tr[data-step='rows'] [data-count]")
+    notice = page.locator(".funnel-counting")
+    expect(notice).to_be_hidden()
+    # Hold the next preview, as a large project's would take seconds.
+    held: list[Any] = []
+    page.route("**/export/preview?*", lambda route: held.append(route))
+    page.check("input[name=include_ties]")
+    expect(notice).to_be_visible()
+    expect(notice).to_have_text("Counting with the new options…")
+    assert float(page.locator("#funnel").evaluate("e => getComputedStyle(e).opacity")) < 1
+    held[0].continue_()
+    expect(notice).to_be_hidden()
+    expect(page.locator("#funnel")).to_have_css("opacity", "1")
