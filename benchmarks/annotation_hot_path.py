@@ -1,8 +1,8 @@
 """Next + submit cycles per second and per-call latency, with 1 and 8 simulated annotators, against a floor.
 
 Besides throughput, each row gives the CPU a request costs the app workers and PostgreSQL, read from /proc
-around the measured phase, and the floor's, since on a shared machine CPU per request varies far less from
-run to run than requests per second; "vs floor (CPU)" is the floor's CPU per request over ours.
+around the measured phase, and the floor's: it counts the work a request takes rather than the time it waits
+for cores others use. "vs floor (CPU)" is the floor's CPU per request over ours.
 
 Run: python -m benchmarks.annotation_hot_path [--backends postgresql,sqlite] [--sizes 10000,1000000]
 """
@@ -72,7 +72,7 @@ async def drive(
     cpu: Callable[[], tuple[float, float]] | None = None,
 ) -> dict[str, Any]:
     """cpu, when given, returns the app's and the database's CPU seconds so far: read around the measured
-    phase, they give CPU per request, which a busy shared machine disturbs far less than throughput."""
+    phase, they give CPU per request."""
     # The warm-up runs on connections of its own: the measured ones are opened once every worker is up and
     # warm, as they would be in service, so the workers share them out evenly.
     async with lean_client(url, len(tokens)) as client:
