@@ -149,6 +149,16 @@ def _soft_votes(local: IntArray, label: IntArray, n_units: int, n_classes: int) 
     return shares
 
 
+# Before any data, each rater is taken to answer right a little more often than not: one pseudo-vote on
+# every right answer (MAP estimates under a Dirichlet prior). Without it, a class that nobody votes for,
+# such as a tie when raters never call ties, starts with a uniform row in every confusion matrix; on an
+# item its raters split on, that row explains the split better than two confident raters disagreeing, so
+# the model takes the unused class up to mean "split" and labels those items with it. On the demo
+# campaign (63 votes, one tie) it made 10 of 21 items ties; with this prior, none. On large data it weighs
+# nothing against hundreds of real votes, and raters who are consistently wrong are still turned round.
+DIAGONAL_PRIOR = 1.0
+
+
 class _MStep:
     """The M-step's sums over a pass, block by block: class totals and each rater-label cell's weight."""
 
@@ -165,11 +175,12 @@ class _MStep:
             weights = np.take(posterior[:, j], local)
             self.cell_weight[j] += np.bincount(cell, weights=weights, minlength=self.n_raters * self.k)
 
-    def estimates(self, smoothing: float) -> tuple[FloatArray, FloatArray]:
+    def estimates(self, smoothing: float, diagonal: float) -> tuple[FloatArray, FloatArray]:
         k = self.k
         prior = (self.class_total + smoothing) / (self.n_units + k * smoothing)
         # The pseudo-count keeps every confusion entry positive, so logs stay finite for unseen answers.
         counts = self.cell_weight.reshape(k, self.n_raters, k).transpose(1, 0, 2) + smoothing
+        counts[:, np.arange(k), np.arange(k)] += diagonal
         return prior, counts / counts.sum(axis=2, keepdims=True)
 
 
@@ -245,6 +256,7 @@ def dawid_skene_blocks(
     tol: float = 1e-6,
     smoothing: float = 0.01,
     keep_posterior: bool = False,
+    diagonal: float = DIAGONAL_PRIOR,
 ) -> DawidSkeneResult:
     """Dawid-Skene over votes read block by block, each pass calling ``blocks()`` again.
 
@@ -259,7 +271,7 @@ def dawid_skene_blocks(
     previous, converged, iterations = -math.inf, False, 0
     while iterations < max_iter and not converged:
         iterations += 1
-        prior, confusion = current.m_step.estimates(smoothing)
+        prior, confusion = current.m_step.estimates(smoothing, diagonal)
         current = _em_pass(blocks(), (prior, confusion), current, n_raters, n_classes, keep_posterior)
         change = abs(current.log_likelihood - previous)
         converged = change <= tol * max(abs(current.log_likelihood), 1.0)
@@ -287,11 +299,13 @@ def dawid_skene(
     smoothing: float = 0.01,
     n_units: int | None = None,
     n_raters: int | None = None,
+    diagonal: float = DIAGONAL_PRIOR,
 ) -> DawidSkeneResult:
     """Dawid-Skene EM with a full confusion matrix per rater, started from soft majority vote.
 
     Converged when the log-likelihood changes by less than ``tol`` relative to its size. ``smoothing`` is a
-    Dirichlet pseudo-count added to every confusion cell and class count.
+    Dirichlet pseudo-count added to every confusion cell and class count; ``diagonal`` one more on each
+    rater's right answers (see DIAGONAL_PRIOR).
     """
     unit, rater = _index(unit_idx, "unit_idx"), _index(rater_idx, "rater_idx")
     label = _index(label_idx, "label_idx")
@@ -300,7 +314,15 @@ def dawid_skene(
     n_units, n_raters = _extent(unit, n_units, "n_units"), _extent(rater, n_raters, "n_raters")
     block = VoteBlock(0, n_units, unit, rater, label)
     return dawid_skene_blocks(
-        lambda: [block], n_units, n_raters, n_classes, max_iter, tol, smoothing, keep_posterior=True
+        lambda: [block],
+        n_units,
+        n_raters,
+        n_classes,
+        max_iter,
+        tol,
+        smoothing,
+        keep_posterior=True,
+        diagonal=diagonal,
     )
 
 

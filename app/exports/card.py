@@ -172,8 +172,9 @@ def dataset_card(facts: CardFacts) -> str:
     )
     aggregation = o.get("aggregation", "majority")
     method = (
-        "Dawid-Skene (per project and question; classes: each response position, tie, both bad); the item "
-        "agreement is the posterior probability of the chosen class"
+        "Dawid-Skene (per project and question; classes: each response position, tie, both bad; each "
+        "rater's confusion matrix starts from one pseudo-vote on every right answer); the item agreement is "
+        "the posterior probability of the chosen class"
         if aggregation == "dawid-skene"
         else "majority vote; a tied vote leaves the item unresolved and it is dropped; the item agreement is "
         "the majority's share of the votes"
