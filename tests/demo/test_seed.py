@@ -33,6 +33,13 @@ def _project(session: Session, slug: str) -> Project:
     return session.scalars(sa.select(Project).where(Project.slug == slug)).one()
 
 
+def _campaign_as_admin(client: TestClient, session: Session) -> tuple[Project, dict[str, str]]:
+    """A seeded demo, committed for the API; the campaign project and the demo admin's headers."""
+    logins = seed_demo(session)
+    session.commit()
+    return _project(session, "demo-campaign"), _login(client, "admin", logins[0].password)
+
+
 def _items_by_purpose(session: Session, project: Project) -> dict[str, int]:
     rows = session.execute(
         sa.select(Item.purpose, sa.func.count()).where(Item.project_id == project.id).group_by(Item.purpose)
@@ -114,10 +121,7 @@ def test_the_careless_sample_rater_is_the_one_the_quality_page_flags(session: Se
 def test_once_the_flagged_rater_is_excluded_the_export_prefers_the_better_answer_of_every_pair(
     client: TestClient, session: Session
 ) -> None:
-    logins = seed_demo(session)
-    session.commit()
-    project = _project(session, "demo-campaign")
-    admin = _login(client, "admin", logins[0].password)
+    project, admin = _campaign_as_admin(client, session)
     eli = session.scalars(sa.select(User.id).where(User.username == "sample-eli")).one()
     excluded = client.post(
         f"/api/v1/projects/{project.id}/raters/{eli}/exclude",
@@ -177,10 +181,7 @@ def test_the_sample_work_is_spread_over_past_working_days(session: Session) -> N
 def test_dawid_skene_keeps_the_campaigns_pairs_instead_of_calling_split_items_ties(
     client: TestClient, session: Session
 ) -> None:
-    logins = seed_demo(session)
-    session.commit()
-    project = _project(session, "demo-campaign")
-    admin = _login(client, "admin", logins[0].password)
+    project, admin = _campaign_as_admin(client, session)
     url = f"/api/v1/projects/{project.id}/export/preview"
     majority = client.get(url, headers=admin).json()
     fitted = client.get(url, params={"aggregation": "dawid-skene"}, headers=admin).json()
