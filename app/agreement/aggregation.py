@@ -207,28 +207,20 @@ def _e_step(
 
 @dataclass
 class _Pass:
-    """What one pass over the blocks leaves: the next M-step, and the posterior it was computed from.
-
-    The per-unit label and confidence arrays are the same objects from pass to pass, overwritten in place.
-    """
+    """What one pass over the blocks leaves: the next M-step and the log-likelihood of its estimates."""
 
     m_step: _MStep
     log_likelihood: float
-    label: IntArray
-    confidence: FloatArray
-    posterior: FloatArray | None = None
 
 
 def _em_pass(
     blocks: Iterable[VoteBlock],
     estimates: tuple[FloatArray, FloatArray] | None,
-    into: _Pass,
     n_raters: int,
     n_classes: int,
-    keep_posterior: bool,
 ) -> _Pass:
     """E-step on each block with the given estimates (soft votes without them), then its share of the M-step."""
-    result = _Pass(_MStep(n_classes, n_raters), 0.0, into.label, into.confidence)
+    result = _Pass(_MStep(n_classes, n_raters), 0.0)
     for block in blocks:
         size = block.stop - block.start
         local = block.unit - block.start
@@ -240,11 +232,31 @@ def _em_pass(
             posterior, log_likelihood = _e_step(*estimates, local, cell, size)
             result.log_likelihood += log_likelihood
         result.m_step.add(posterior, local, cell)
-        result.label[block.start : block.stop] = posterior.argmax(axis=1)
-        result.confidence[block.start : block.stop] = posterior.max(axis=1)
-        if keep_posterior:
-            result.posterior = posterior
     return result
+
+
+@dataclass
+class _Labels:
+    """Each unit's most likely class and its posterior, and the last block's whole posterior."""
+
+    label: IntArray
+    confidence: FloatArray
+    posterior: FloatArray | None = None
+
+
+def _label_pass(
+    blocks: Iterable[VoteBlock], estimates: tuple[FloatArray, FloatArray], n_units: int, n_classes: int
+) -> _Labels:
+    """The units' classes under the final estimates: one E-step more, rather than an argmax in every pass."""
+    labels = _Labels(np.zeros(n_units, dtype=np.int64), np.zeros(n_units))
+    for block in blocks:
+        size = block.stop - block.start
+        cell = block.rater * n_classes + block.label
+        posterior, _ = _e_step(*estimates, block.unit - block.start, cell, size)
+        labels.label[block.start : block.stop] = posterior.argmax(axis=1)
+        labels.confidence[block.start : block.stop] = posterior.max(axis=1)
+        labels.posterior = posterior
+    return labels
 
 
 def dawid_skene_blocks(
@@ -266,20 +278,20 @@ def dawid_skene_blocks(
     """
     if max_iter < 1:
         raise ValueError("max_iter must be at least 1")
-    current = _Pass(_MStep(n_classes, n_raters), 0.0, np.zeros(n_units, dtype=np.int64), np.zeros(n_units))
-    current = _em_pass(blocks(), None, current, n_raters, n_classes, keep_posterior)
+    current = _em_pass(blocks(), None, n_raters, n_classes)
     previous, converged, iterations = -math.inf, False, 0
     while iterations < max_iter and not converged:
         iterations += 1
         prior, confusion = current.m_step.estimates(smoothing, diagonal)
-        current = _em_pass(blocks(), (prior, confusion), current, n_raters, n_classes, keep_posterior)
+        current = _em_pass(blocks(), (prior, confusion), n_raters, n_classes)
         change = abs(current.log_likelihood - previous)
         converged = change <= tol * max(abs(current.log_likelihood), 1.0)
         previous = current.log_likelihood
+    labels = _label_pass(blocks(), (prior, confusion), n_units, n_classes)
     return DawidSkeneResult(
-        posterior=current.posterior,
-        label=current.label,
-        confidence=current.confidence,
+        posterior=labels.posterior if keep_posterior else None,
+        label=labels.label,
+        confidence=labels.confidence,
         confusion=confusion,
         reliability=np.einsum("j,rjj->r", prior, confusion),
         class_prior=prior,
