@@ -6,7 +6,7 @@ import uuid
 
 import numpy as np
 
-from app.exports.aggregate import DawidSkeneLabels, LabelArrays
+from app.exports.aggregate import RECENT_FITS, DawidSkeneLabels, LabelArrays, RecentFits
 
 
 def _collect(labels: LabelArrays, n_items: int) -> LabelArrays:
@@ -41,3 +41,50 @@ def test_dawid_skene_over_spilled_blocks_gives_the_labels_of_one_block() -> None
     np.testing.assert_allclose(spilled.confidence, kept.confidence, rtol=1e-9)
     assert spilled.unit_items == kept.unit_items
     assert len(set(kept.label.tolist())) > 1
+
+
+def _unanimous(first_item_label: int) -> LabelArrays:
+    """Ten items whose three raters agree: label 0 or 1 by turns, the first item's label given."""
+    labels = LabelArrays()
+    for item in range(10):
+        label = first_item_label if item == 0 else item % 2
+        for rater in range(3):
+            labels.add_vote(labels.n_units, f"rater-{rater}", label)
+        labels.end_item(uuid.UUID(int=item + 1))
+    return labels
+
+
+def test_a_second_fit_of_the_same_votes_is_the_kept_one() -> None:
+    RECENT_FITS.clear()
+    votes = _collect(LabelArrays(), 300)
+    first = DawidSkeneLabels.fit(votes)
+    assert RECENT_FITS.get(votes.digest()) is not None
+
+    again = DawidSkeneLabels.fit(_collect(LabelArrays(), 300))
+    assert again.label is first.label and again.confidence is first.confidence
+    # Kept fits are shared between exports, so nobody may change them.
+    assert not first.label.flags.writeable and not first.confidence.flags.writeable
+
+
+def test_votes_that_differ_in_one_item_are_fitted_again() -> None:
+    RECENT_FITS.clear()
+    before = DawidSkeneLabels.fit(_unanimous(first_item_label=0))
+    after = DawidSkeneLabels.fit(_unanimous(first_item_label=1))
+
+    assert _unanimous(0).digest() != _unanimous(1).digest()
+    assert int(before.label[0]) == 0 and int(after.label[0]) == 1
+    np.testing.assert_array_equal(before.label[1:], after.label[1:])
+
+
+def test_recent_fits_keep_the_newest_within_their_budget() -> None:
+    fits = RecentFits(budget_bytes=2 * 9 * 100)  # two fits of 100 units
+    for key in (b"a", b"b", b"c"):
+        fits.put(key, np.zeros(100, dtype=np.int64), np.ones(100))
+    assert fits.get(b"a") is None
+    assert fits.get(b"b") is not None and fits.get(b"c") is not None
+
+    # A fit larger than the whole budget is handed back as it is, and not kept.
+    label, confidence = np.zeros(1000, dtype=np.int64), np.ones(1000)
+    handed_back = fits.put(b"large", label, confidence)
+    assert handed_back[0] is label and handed_back[1] is confidence
+    assert fits.get(b"large") is None and fits.get(b"c") is not None

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
+from app.accounts.models import User
 from app.exports import aggregate
 from app.items.models import Item, Response
 from app.projects.models import Project
@@ -109,6 +110,35 @@ class TestDawidSkene:
         spilled = jsonl_rows(client, admin, project_id, aggregation="dawid-skene")
         assert spilled == in_memory
         assert {r["external_id"]: pair_letters(r)[0] for r in spilled} == truth
+
+    def test_once_the_careful_raters_are_excluded_the_next_fit_follows_the_votes_that_remain(
+        self, client: TestClient, session: Session, admin: Persona, crowd: tuple[str, dict[str, str]]
+    ) -> None:
+        # A fit is kept for the next preview or export of the same votes; excluding raters changes the votes.
+        project_id, truth = crowd
+        params = {"aggregation": "dawid-skene"}
+        url = f"/api/v1/projects/{project_id}/export/preview"
+        before = client.get(url, params=params, headers=admin.headers)
+        assert before.status_code == 200, before.text
+        assert {
+            r["external_id"]: pair_letters(r)[0] for r in jsonl_rows(client, admin, project_id, **params)
+        } == truth
+
+        for username in ("honest1", "honest2"):
+            user_id = session.scalars(sa.select(User.id).where(User.username == username)).one()
+            excluded = client.post(
+                f"/api/v1/projects/{project_id}/raters/{user_id}/exclude",
+                json={"reason": "test"},
+                headers=admin.headers,
+            )
+            assert excluded.status_code == 200, excluded.text
+
+        after = client.get(url, params=params, headers=admin.headers)
+        assert after.status_code == 200, after.text
+        assert after.json()["raters"] == before.json()["raters"] - 2
+        rows = jsonl_rows(client, admin, project_id, **params)
+        # The spammers alone: every item, the first response, as they all voted.
+        assert len(rows) == 40 and {pair_letters(r)[0] for r in rows} == {"A"}
 
     def test_dawid_skene_agreement_is_its_confidence(
         self, client: TestClient, admin: Persona, crowd: tuple[str, dict[str, str]]
