@@ -89,6 +89,10 @@ class PackedIds:
     def append(self, item_id: uuid.UUID) -> None:
         self._data += item_id.bytes
 
+    def extend_packed(self, packed: bytes) -> None:
+        """Add ids given as their 16 bytes each, one after another."""
+        self._data += packed
+
     def __len__(self) -> int:
         return len(self._data) // 16
 
@@ -138,6 +142,38 @@ class LabelArrays:
         self.unit_items.append(item_id)
         self.n_units += 1
         self._spill_when_full()
+
+    def add_votes(self, items: np.ndarray, raters: np.ndarray, classes: np.ndarray) -> None:
+        """Votes of whole items at once, by item and in the order they were given: each vote's item and rater
+        as 16-byte ids, and its preference class. The arrays and blocks are those of adding the votes an item
+        at a time: raters are numbered as they first appear, and a block spills after the item that fills it.
+        """
+        if not len(items):
+            return
+        is_start = np.concatenate(([True], items[1:] != items[:-1]))
+        starts = np.flatnonzero(is_start)
+        ends = np.append(starts[1:], len(items))
+        item_of_vote = np.cumsum(is_start) - 1
+        first_seen, inverse = np.unique(raters, return_index=True, return_inverse=True)[1:]
+        numbers = np.empty(len(first_seen), dtype=np.int64)
+        for distinct in np.argsort(first_seen, kind="stable"):
+            key = raters[first_seen[distinct]].tobytes()
+            numbers[distinct] = self.raters.setdefault(key, len(self.raters))
+        rater_of_vote = numbers[inverse.reshape(-1)]
+        done = 0
+        while done < len(starts):
+            first_vote = int(starts[done])
+            room = self.spill_votes - len(self.unit)
+            last = min(int(np.searchsorted(ends, first_vote + room)), len(starts) - 1)
+            after = int(ends[last])
+            units = self.n_units + item_of_vote[first_vote:after] - done
+            self.unit.frombytes(units.astype(np.int64).tobytes())
+            self.rater.frombytes(rater_of_vote[first_vote:after].tobytes())
+            self.value.frombytes(classes[first_vote:after].astype(np.float64).tobytes())
+            self.unit_items.extend_packed(items[starts[done : last + 1]].tobytes())
+            self.n_units += last + 1 - done
+            self._spill_when_full()
+            done = last + 1
 
     def add_preference(self, group: ItemGroup) -> None:
         added = False

@@ -492,13 +492,15 @@ def tallied_items(
 def fit_tallied(
     session: Session, plan: ExportPlan, tally: Tally, tick: Callable[[], None] | None
 ) -> DawidSkeneLabels:
-    """Dawid-Skene's first pass: every item's vote classes, without the texts."""
+    """Dawid-Skene's first pass: every counted vote's item, rater and class, read in blocks of whole items."""
+    assert plan.question is not None
     labels = tally.labels = LabelArrays()
-    for chunk in read_chunks(session, tallied_items(session, plan, content="none", with_votes=True)):
-        for row in chunk:
-            if tick is not None:
+    votes = repository.stream_preference_classes(session, plan.project_id, question=plan.question)
+    for block in read_ahead(votes, READ_AHEAD_CHUNKS):
+        labels.add_votes(block["item"], block["rater"], block["class"])
+        if tick is not None:
+            for _ in range(int(np.count_nonzero(block["item"][1:] != block["item"][:-1])) + 1):
                 tick()
-            _add_labels(labels, row[0], row[17], row[18])
     return DawidSkeneLabels.fit(labels)
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from itertools import groupby
 from operator import itemgetter
 from typing import Any, Literal
 
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, aggregate_order_by
 from sqlalchemy.orm import Session, aliased
@@ -25,7 +27,7 @@ STREAM_BATCH = 5000
 # Rows of prompts or answers fetched at once: 5,000 answers of 40k characters would be 200 MB.
 TEXT_STREAM_BATCH = 500
 # What a tally row carries for the prompt and the two texts: see stream_preference_tallies.
-Content = Literal["texts", "lengths", "none"]
+Content = Literal["texts", "lengths"]
 # Flags that say the item itself is unusable, whichever response a rater preferred.
 BLOCKING_FLAGS = ("unsafe", "broken_prompt")
 # Every stream is ordered by item id, so they merge item by item; both databases can walk that order in
@@ -177,6 +179,135 @@ def _grouped_votes(
     return _stream(session, statement)
 
 
+@dataclass(frozen=True)
+class _Classified:
+    """Counted live votes joined to their item's two responses, and what a preference choice is read as."""
+
+    answers: Any
+    # What a choice names: the first response's id, the second's, a tie, both bad (classes 0 to 3).
+    keys: list[Any]
+    vote_class: Any
+    joins: tuple[tuple[Any, Any], ...]
+    where: sa.ColumnElement[bool]
+
+    def select(self, *columns: Any) -> sa.Select[Any]:
+        """The votes with these columns, in the order they were given within each item."""
+        statement = sa.select(*columns)
+        for target, on in self.joins:
+            statement = statement.join(target, on)
+        return statement.where(self.where).order_by(Annotation.item_id, Annotation.created_at, Annotation.id)
+
+
+def _classified_votes(project_id: uuid.UUID, question: str) -> _Classified:
+    vote_first, vote_second = aliased(Response, name="vote_first"), aliased(Response, name="vote_second")
+    keys = [
+        sa.cast(vote_first.id, sa.Text),
+        sa.cast(vote_second.id, sa.Text),
+        sa.literal(TIE),
+        sa.literal(BOTH_BAD),
+    ]
+    # Plain -> and ->> steps: their parameters need no conversion on the way to the driver.
+    answers = sa.type_coerce(Annotation.answers, JSONB)
+    choice = answers[question]["choice"].astext
+    excluded = sa.select(ProjectMembership.user_id).where(
+        ProjectMembership.project_id == project_id, ProjectMembership.excluded_at.is_not(None)
+    )
+    return _Classified(
+        answers=answers,
+        keys=keys,
+        # The simple CASE form reads the choice out of the JSON once, not once per branch.
+        vote_class=sa.case({key: k for k, key in enumerate(keys)}, value=choice),
+        joins=(
+            (vote_first, sa.and_(vote_first.item_id == Annotation.item_id, vote_first.position == 0)),
+            (vote_second, sa.and_(vote_second.item_id == Annotation.item_id, vote_second.position == 1)),
+        ),
+        where=sa.and_(
+            Annotation.project_id == project_id,
+            Annotation.purpose == "live",
+            Annotation.user_id.not_in(excluded),
+        ),
+    )
+
+
+# One vote of stream_preference_classes as PostgreSQL's binary COPY writes it: the number of fields, then
+# each field's length and value (item id, rater id, class), all fixed-width and never NULL.
+CLASS_RECORD = np.dtype(
+    [
+        ("fields", ">i2"),
+        ("item_length", ">i4"),
+        ("item", "V16"),
+        ("rater_length", ">i4"),
+        ("rater", "V16"),
+        ("class_length", ">i4"),
+        ("class", ">i2"),
+    ]
+)
+# The binary COPY header: signature, flags and the length of an (empty) header extension.
+COPY_BINARY_HEADER = 19
+# Votes decoded at once: 2.4 MB of records.
+CLASS_RECORDS_PER_BLOCK = 50_000
+
+
+def stream_preference_classes(
+    session: Session, project_id: uuid.UUID, *, question: str
+) -> Iterator[np.ndarray]:
+    """PostgreSQL: every counted vote on a live item that makes a choice on one preference question, as
+    CLASS_RECORD arrays of whole items: by item id, and within an item in the order the votes were given,
+    as stream_preference_tallies takes them. Dawid-Skene reads only these three numbers per vote; binary
+    COPY hands them over without a Python object per value (a third of the time of the tallies' arrays).
+    """
+    classified = _classified_votes(project_id, question)
+    vote_class = sa.cast(classified.vote_class, sa.SmallInteger)
+    votes = (
+        classified.select(Annotation.item_id, Annotation.user_id, vote_class.label("class"))
+        .join(Item, Item.id == Annotation.item_id)
+        .where(_live_items(project_id), classified.vote_class.is_not(None))
+    )
+    connection = session.connection()
+    # COPY takes no parameters: the values bound here are the project id and the question's name.
+    sql = votes.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True})
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    pending = bytearray()
+    started = False
+    size = CLASS_RECORD.itemsize
+    with driver.cursor() as cursor, cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT binary)") as copy:
+        for data in copy:
+            pending += data
+            if not started:
+                if len(pending) < COPY_BINARY_HEADER:
+                    continue
+                _check_copy_header(bytes(pending[:COPY_BINARY_HEADER]))
+                del pending[:COPY_BINARY_HEADER]
+                started = True
+            if len(pending) < CLASS_RECORDS_PER_BLOCK * size:
+                continue
+            records = _class_records(pending)
+            # The last item's votes may go on in the next data: they wait, so every block holds whole items.
+            earlier = np.flatnonzero(records["item"] != records["item"][-1])
+            if earlier.size:
+                whole = int(earlier[-1]) + 1
+                yield records[:whole]
+                del pending[: whole * size]
+    # What remains is the last records, then the trailer (a field count of -1).
+    if len(pending) >= size:
+        yield _class_records(pending)
+
+
+def _check_copy_header(header: bytes) -> None:
+    if header[:11] != b"PGCOPY\n\xff\r\n\x00" or header[15:19] != b"\x00\x00\x00\x00":
+        raise RuntimeError("PostgreSQL's binary COPY header is not the one this reader knows")
+
+
+def _class_records(pending: bytearray) -> np.ndarray:
+    """The whole records at the start of pending, checked against CLASS_RECORD's layout."""
+    size = CLASS_RECORD.itemsize
+    records = np.frombuffer(bytes(pending[: len(pending) // size * size]), dtype=CLASS_RECORD)
+    if not ((records["fields"] == 3).all() and (records["class_length"] == 2).all()):
+        raise RuntimeError("PostgreSQL's binary COPY sent votes in a layout this reader does not know")
+    return records
+
+
 def stream_preference_tallies(
     session: Session,
     project_id: uuid.UUID,
@@ -193,25 +324,16 @@ def stream_preference_tallies(
     for the first response, the second, tie and both bad, mean margin of the first's and of the second's
     votes, flagged, mean score of the first and of the second), then with `with_votes` the raters, classes
     (0, 1, 2 = tie, 3 = both bad, NULL = no choice) and guidelines versions of every vote. `content` says
-    what stands for the prompt and texts: themselves, the prompt and the texts' lengths in bytes (read from
-    the stored value's header, the text itself is never read), or NULL; only with the texts are the external
-    id and response ids read, otherwise they are NULL too. Sums run in the order the votes were
+    what stands for the prompt and texts: themselves, or the prompt and the texts' lengths in bytes (read
+    from the stored value's header, the text itself is never read); only with the texts are the external
+    id and response ids read, otherwise they are NULL. Sums run in the order the votes were
     given, as the general pipeline adds them, so both give the same floats.
     """
     # Each vote is classified once, in the order the votes were given; the grouped tallies then meet the items
     # in one merge on item id. Looking each item's votes up by index (a lateral join) took twice as long.
-    vote_first, vote_second = aliased(Response, name="vote_first"), aliased(Response, name="vote_second")
-    keys = [
-        sa.cast(vote_first.id, sa.Text),
-        sa.cast(vote_second.id, sa.Text),
-        sa.literal(TIE),
-        sa.literal(BOTH_BAD),
-    ]
-    # Plain -> and ->> steps: their parameters need no conversion on the way to the driver.
-    answers = sa.type_coerce(Annotation.answers, JSONB)
-    answer = answers[question]
-    choice = answer["choice"].astext
-    strength = sa.cast(answer["strength"].astext, sa.Integer)
+    classified = _classified_votes(project_id, question)
+    answers = classified.answers
+    strength = sa.cast(answers[question]["strength"].astext, sa.Integer)
     margin: sa.ColumnElement[Any]
     if margins is None:
         margin = sa.cast(strength, sa.Float)
@@ -219,10 +341,10 @@ def stream_preference_tallies(
         margin = sa.cast(sa.null(), sa.Float)
     else:
         margin = sa.case({k: sa.cast(sa.literal(v), sa.Float) for k, v in margins.items()}, value=strength)
+    keys = classified.keys
     vote_columns: list[Any] = [
         Annotation.item_id,
-        # The simple CASE form reads the choice out of the JSON once, not once per branch.
-        sa.case({key: k for k, key in enumerate(keys)}, value=choice).label("class"),
+        classified.vote_class.label("class"),
         margin.label("margin"),
         _blocking_flag().label("blocked"),
     ]
@@ -234,23 +356,9 @@ def stream_preference_tallies(
         is_number = sa.func.jsonb_typeof(score) == "number"
         vote_columns.append(sa.case((is_number, sa.cast(score, sa.Float))).label(f"score_{k}"))
     vote_columns += [sa.cast(Annotation.user_id, sa.Text).label("rater"), Annotation.guidelines_version]
-    excluded = sa.select(ProjectMembership.user_id).where(
-        ProjectMembership.project_id == project_id, ProjectMembership.excluded_at.is_not(None)
-    )
     # The ORDER BY keeps the subquery whole, so sums and arrays take the votes in the order they were given,
     # as the general pipeline adds them, and both give the same floats.
-    vote = (
-        sa.select(*vote_columns)
-        .join(vote_first, sa.and_(vote_first.item_id == Annotation.item_id, vote_first.position == 0))
-        .join(vote_second, sa.and_(vote_second.item_id == Annotation.item_id, vote_second.position == 1))
-        .where(
-            Annotation.project_id == project_id,
-            Annotation.purpose == "live",
-            Annotation.user_id.not_in(excluded),
-        )
-        .order_by(Annotation.item_id, Annotation.created_at, Annotation.id)
-        .subquery("vote")
-    )
+    vote = classified.select(*vote_columns).subquery("vote")
     columns: list[Any] = [sa.func.count().label("n_counted")]
     columns += [sa.func.count().filter(vote.c["class"] == k).label(f"class_{k}") for k in range(len(keys))]
     columns += [sa.func.avg(vote.c.margin).filter(vote.c["class"] == k).label(f"margin_{k}") for k in (0, 1)]
@@ -274,16 +382,15 @@ def stream_preference_tallies(
             sides.append((lengths, lengths.c.item_id == Item.id, lengths.c.id, lengths.c.length))
             continue
         response = aliased(Response, name="first" if position == 0 else "second")
-        shown = response.text if content == "texts" else sa.null()
         on = sa.and_(response.item_id == Item.id, response.position == position)
-        sides.append((response, on, response.id, shown))
+        sides.append((response, on, response.id, response.text))
     (first, first_on, first_id, first_text), (second, second_on, second_id, second_text) = sides
     statement = (
         sa.select(
             Item.id,
-            # Only rows to write need the ids; a count or a fit reads the row without them.
+            # Only rows to write need the ids; a count reads the row without them.
             Item.external_id if content == "texts" else sa.null(),
-            sa.null() if content == "none" else Item.prompt,
+            Item.prompt,
             sa.cast(first_id, sa.Text) if content == "texts" else sa.null(),
             first_text,
             sa.cast(second_id, sa.Text) if content == "texts" else sa.null(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from itertools import pairwise
 
 import numpy as np
 
@@ -88,3 +89,37 @@ def test_recent_fits_keep_the_newest_within_their_budget() -> None:
     handed_back = fits.put(b"large", label, confidence)
     assert handed_back[0] is label and handed_back[1] is confidence
     assert fits.get(b"large") is None and fits.get(b"c") is not None
+
+
+def test_votes_added_in_blocks_are_the_votes_added_an_item_at_a_time() -> None:
+    rng = np.random.default_rng(7)
+    rater_ids = [uuid.uuid4() for _ in range(9)]
+    items = []
+    for n in range(200):
+        voters = rng.choice(9, size=int(rng.integers(1, 6)), replace=False)
+        items.append((uuid.UUID(int=n + 1), [(rater_ids[r], int(rng.integers(0, 4))) for r in voters]))
+
+    one_by_one = LabelArrays(spill_votes=40)
+    for item_id, votes in items:
+        for rater, label in votes:
+            one_by_one.add_vote(one_by_one.n_units, rater.bytes, label)
+        one_by_one.end_item(item_id)
+
+    in_blocks = LabelArrays(spill_votes=40)
+    # Blocks of whole items, of uneven sizes, as the database's stream hands them over.
+    cuts = [0, 1, 30, 31, 90, 200]
+    for start, stop in pairwise(cuts):
+        flat = [(item_id, rater, label) for item_id, votes in items[start:stop] for rater, label in votes]
+        in_blocks.add_votes(
+            np.frombuffer(b"".join(i.bytes for i, _, _ in flat), dtype="V16"),
+            np.frombuffer(b"".join(r.bytes for _, r, _ in flat), dtype="V16"),
+            np.array([label for _, _, label in flat], dtype=np.int16),
+        )
+
+    assert [b[:2] for b in in_blocks.blocks()] == [b[:2] for b in one_by_one.blocks()]
+    assert len(list(in_blocks.blocks())) > 5
+    for mine, theirs in zip(in_blocks.arrays(), one_by_one.arrays(), strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+    assert in_blocks.unit_items == one_by_one.unit_items
+    assert in_blocks.raters == one_by_one.raters
+    assert in_blocks.digest() == one_by_one.digest()

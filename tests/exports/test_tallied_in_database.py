@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from sqlalchemy.orm import Session
 
-from app.exports import pipeline
+from app.exports import aggregate, pipeline, repository
 from app.exports.pipeline import Tally, iter_rows
 from app.exports.schemas import ExportOptions
 from app.exports.service import plan_export
@@ -101,3 +101,28 @@ def test_database_tallies_give_the_rows_and_counts_of_the_general_pipeline(
     for mine, theirs in zip(tallied_counts.labels.arrays(), general_counts.labels.arrays(), strict=True):
         np.testing.assert_array_equal(mine, theirs)
     assert tallied_counts.labels.unit_items == general_counts.labels.unit_items
+
+
+def test_dawid_skene_votes_read_in_small_blocks_are_the_votes_the_general_pipeline_collects(
+    session: Session, judged: Judged, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Blocks of the binary COPY end wherever its data does and spills wherever the votes fill one: both must
+    # keep every item whole, as adding the votes an item at a time does.
+    monkeypatch.setattr(repository, "CLASS_RECORDS_PER_BLOCK", 2)
+    monkeypatch.setattr(aggregate, "SPILL_VOTES", 5)
+    project_id = uuid.UUID(judged.project_id)
+    _add_odd_votes(session, project_id)
+    project = session.get_one(Project, project_id)
+    options = {"format": "preference", "aggregation": "dawid-skene"}
+
+    tallied, tallied_counts = _collect(session, project, options, in_database=True)
+    general, general_counts = _collect(session, project, options, in_database=False)
+
+    _same_rows(tallied, general)
+    mine, theirs = tallied_counts.labels, general_counts.labels
+    assert mine is not None and theirs is not None
+    assert [block[:2] for block in mine.blocks()] == [block[:2] for block in theirs.blocks()]
+    assert len(list(mine.blocks())) > 3
+    for my_values, their_values in zip(mine.arrays(), theirs.arrays(), strict=True):
+        np.testing.assert_array_equal(my_values, their_values)
+    assert mine.unit_items == theirs.unit_items and len(mine.raters) == len(theirs.raters)
