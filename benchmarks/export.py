@@ -7,7 +7,8 @@ A fresh database gets one project of N/3 items judged by 3 raters each (prompts 
 de-duplication keeps every row). Each export runs in a child process that streams the file exactly as the
 API does, so its peak resident memory (VmHWM) is the export's own. The floor is PostgreSQL COPY of the same
 annotation rows to the client, timed in the same run; a second floor adds the prompt and response text the
-export has to read as well.
+export has to read as well. "dawid-skene preview again" is a server process's second preview of the same
+votes, which reuses the first one's fit.
 """
 
 from __future__ import annotations
