@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger("prefhub.errors")
@@ -161,6 +162,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        if not wants_json(request) and getattr(request.state, "user", None) is None:
+            # No route ran, so nobody looked up the logged-in user the page's navigation shows.
+            from app.accounts.dependencies import recognise_page_user
+
+            await run_in_threadpool(recognise_page_user, request)
         return render_error(
             request,
             exc.status_code,

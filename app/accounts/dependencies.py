@@ -7,11 +7,13 @@ import uuid
 from typing import Annotated
 
 from fastapi import Depends, Request
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from app.accounts import service
 from app.accounts.models import User
 from app.accounts.security import new_csrf_token
+from app.db import database
 from app.errors import AppError, Forbidden, NotAuthenticated
 from app.routing import SAFE_METHODS, get_session
 
@@ -82,6 +84,23 @@ def session_user_optional(request: Request, session: DbSession) -> User | None:
         return None
     request.state.user = user
     return user
+
+
+def recognise_page_user(request: Request) -> None:
+    """For a page no route matched: find the logged-in user, so the error page keeps its navigation.
+
+    Runs in a worker thread. A database that cannot answer leaves the page without it, never an error.
+    """
+    if "session" not in request.scope or not request.session.get("user_id"):
+        return
+    try:
+        with database.new_session() as session:
+            user = session_user_optional(request, session)
+            if user is not None:
+                # The page reads only these after the session closes.
+                session.expunge(user)
+    except SQLAlchemyError:
+        request.state.user = None
 
 
 def page_user(user: Annotated[User | None, Depends(session_user_optional)]) -> User:

@@ -73,6 +73,12 @@ def home(request: Request, user: OptionalPageUser, session: DbSession) -> Respon
     )
 
 
+@router.get("/projects", include_in_schema=False)
+def projects_page() -> Response:
+    # The list of projects is the home page; the address people guess leads there.
+    return Response(status_code=307, headers={"Location": "/"})
+
+
 @router.get("/projects/new")
 def new_project_page(request: Request, admin: PageAdmin) -> Response:
     return render(

@@ -82,3 +82,22 @@ def test_guidelines_saved_from_the_page_make_a_new_version(client: TestClient, a
     client.post(f"/projects/{project['id']}/guidelines", data={"csrf_token": csrf, "guidelines": "# Be kind"})
     page = client.get(f"/projects/{project['id']}")
     assert "v2" in page.text and "Be kind" in page.text
+
+
+def test_an_unknown_address_keeps_the_logged_in_navigation_and_projects_leads_home(
+    client: TestClient, admin: Persona
+) -> None:
+    anonymous = client.get("/no-such-page")
+    assert anonymous.status_code == 404
+    assert 'href="/account"' not in anonymous.text
+
+    _logged_in(client, "admin")
+    missing = client.get("/no-such-page")
+    assert missing.status_code == 404
+    assert "Back to projects" in missing.text
+    # The header a logged-in admin sees everywhere else: their account, the admin links, log out.
+    assert '<a href="/account">admin</a>' in missing.text
+    assert 'href="/admin/users"' in missing.text
+
+    listed = client.get("/projects", follow_redirects=False)
+    assert listed.status_code == 307 and listed.headers["location"] == "/"
