@@ -138,6 +138,8 @@ PAGES: dict[tuple[str, str], Rule] = {
     ("POST", "/account/tokens"): Rule((303, 200, 200, 200), form=lambda w: {"name": "laptop"}),
     ("POST", "/account/tokens/{token_id}/revoke"): Rule((303, 404, 303, 404), form=lambda w: {}),
     ("GET", "/"): Rule((303, 200, 200, 200)),
+    # Only a way to the home page, which decides who sees what.
+    ("GET", "/projects"): Rule((307, 307, 307, 307)),
     ("GET", "/projects/new"): Rule((303, 403, 403, 200)),
     ("POST", "/projects/new"): Rule(
         (303, 403, 403, 303),
