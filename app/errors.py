@@ -167,11 +167,16 @@ def install_error_handlers(app: FastAPI) -> None:
             from app.accounts.dependencies import recognise_page_user
 
             await run_in_threadpool(recognise_page_user, request)
+        message = str(exc.detail)
+        if exc.status_code == 404 and message == "Not Found" and not wants_json(request):
+            from app.i18n import gettext
+
+            message = gettext("There is no page at this address.")
         return render_error(
             request,
             exc.status_code,
             code,
-            str(exc.detail),
+            message,
             headers=dict(exc.headers) if exc.headers else None,
         )
 

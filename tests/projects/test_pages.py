@@ -94,7 +94,7 @@ def test_an_unknown_address_keeps_the_logged_in_navigation_and_projects_leads_ho
     _logged_in(client, "admin")
     missing = client.get("/no-such-page")
     assert missing.status_code == 404
-    assert "Back to projects" in missing.text
+    assert "There is no page at this address." in missing.text and "Back to projects" in missing.text
     # The header a logged-in admin sees everywhere else: their account, the admin links, log out.
     assert '<a href="/account">admin</a>' in missing.text
     assert 'href="/admin/users"' in missing.text
