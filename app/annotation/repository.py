@@ -208,29 +208,63 @@ def _not_taken_by(user_id: IdOrParam, attempt: int) -> sa.ColumnElement[bool]:
     )
 
 
+# Open items a pick looks through, fullest first, before it takes the emptiest open item instead.
+FULLEST_FIRST_WINDOW = 200
+
+
 def _live_candidates(
     project_id: IdOrParam, user_id: IdOrParam, annotations_per_item: IntOrParam
-) -> sa.Select[uuid.UUID]:
-    """The fullest open item this rater has not had; SKIP LOCKED lets concurrent raters pass each other."""
-    return (
-        sa.select(Item.id)
-        .where(
-            Item.project_id == project_id,
-            Item.purpose == "live",
-            OPEN_ITEM,
-            Item.assigned_count < annotations_per_item,
-            _not_taken_by(user_id, 0),
-        )
+) -> tuple[sa.Select[uuid.UUID], sa.Select[uuid.UUID]]:
+    """The two picks of a live item this rater has not had, in the order to try them; SKIP LOCKED lets
+    concurrent raters pass each other.
+
+    First the fullest open item among the FULLEST_FIRST_WINDOW fullest, so items are finished before new
+    ones are started. A rater far ahead of the others finds their own half-done items at the top of that
+    order, and skipping them cost a probe each, on every pick (2,022 of them took 3.9 ms): past the
+    window, the emptiest open item, which for a rater alone is just the item they need.
+    """
+    is_open = (
+        Item.project_id == project_id,
+        Item.purpose == "live",
+        OPEN_ITEM,
+        Item.assigned_count < annotations_per_item,
+    )
+    window = (
+        sa.select(Item.id, Item.annotation_count, Item.random_key)
+        .where(*is_open)
         .order_by(Item.annotation_count.desc(), Item.random_key.desc())
+        .limit(FULLEST_FIRST_WINDOW)
+        .subquery("window")
+    )
+    # The window leads the join, so the items are found by key; the conditions on the locked row stay, as
+    # PostgreSQL checks them again on a row another rater changed meanwhile.
+    fullest = (
+        sa.select(Item.id)
+        .select_from(window)
+        .join(Item, Item.id == window.c.id)
+        .where(*is_open, _not_taken_by(user_id, 0))
+        .order_by(window.c.annotation_count.desc(), window.c.random_key.desc())
+        .limit(1)
+        .with_for_update(skip_locked=True, of=Item)
+    )
+    emptiest = (
+        sa.select(Item.id)
+        .where(*is_open, _not_taken_by(user_id, 0))
+        .order_by(Item.annotation_count, Item.random_key)
         .limit(1)
         .with_for_update(skip_locked=True)
     )
+    return fullest, emptiest
 
 
 def pick_live_item(
     session: Session, project_id: uuid.UUID, user_id: uuid.UUID, annotations_per_item: int
 ) -> uuid.UUID | None:
-    return session.scalar(_live_candidates(project_id, user_id, annotations_per_item))
+    for candidates in _live_candidates(project_id, user_id, annotations_per_item):
+        found = session.scalar(candidates)
+        if found is not None:
+            return found
+    return None
 
 
 def lease_live_item(
@@ -277,7 +311,11 @@ def _lease_live_item_statement() -> ExecutableReturnsRows:
     """One round trip: pick and lock the item, take a slot on it, insert the lease (or renew the rater's
     own expired lease of it) with the responses in the permutation's order."""
     project_id, user_id = sa.bindparam("project", type_=sa.Uuid), sa.bindparam("rater", type_=sa.Uuid)
-    picked = _live_candidates(project_id, user_id, sa.bindparam("annotations_per_item")).cte("picked")
+    fullest, emptiest = _live_candidates(project_id, user_id, sa.bindparam("annotations_per_item"))
+    # COALESCE runs the second pick only when the first finds nothing (UNION takes no FOR UPDATE).
+    picked = sa.select(
+        sa.func.coalesce(fullest.scalar_subquery(), emptiest.scalar_subquery()).label("id")
+    ).cte("picked")
     taken = (
         sa.update(Item)
         .where(Item.id == picked.c.id)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
+from app.annotation import repository
 from tests.factories import Persona, add_members, create_project, import_lines, pair_lines
 
 
@@ -22,6 +24,20 @@ def _next(client: TestClient, persona: Persona, project_id: str) -> Any:
 
 def _prefer_first(assignment: dict[str, Any]) -> dict[str, Any]:
     return {"answers": {"overall": {"choice": assignment["item"]["responses"][0]["id"], "strength": 2}}}
+
+
+def _judge(client: TestClient, persona: Persona, project_id: str) -> str:
+    """Take the next item, answer it, and return its id."""
+    response = _next(client, persona, project_id)
+    assert response.status_code == 200, response.text
+    assignment = response.json()
+    submitted = client.post(
+        f"/api/v1/assignments/{assignment['assignment_id']}/annotation",
+        json=_prefer_first(assignment),
+        headers=persona.headers,
+    )
+    assert submitted.status_code == 201, submitted.text
+    return str(assignment["item"]["id"])
 
 
 class TestNextAndSubmit:
@@ -46,6 +62,31 @@ class TestNextAndSubmit:
         assert len(seen) == 3
         assert all(sorted(raters) == ["annotator", "second_annotator"] for raters in seen.values())
         assert _next(client, annotator, project_id).status_code == 204
+
+    def test_items_are_finished_first_and_a_rater_far_ahead_starts_the_emptiest(
+        self,
+        client: TestClient,
+        admin: Persona,
+        annotator: Persona,
+        second_annotator: Persona,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        # A window of 3 fullest items: the first rater's own half-done items fill it after 3 judgments.
+        monkeypatch.setattr(repository, "FULLEST_FIRST_WINDOW", 3)
+        repository._lease_live_item_statement.cache_clear()
+        try:
+            project_id = _setup(client, admin, annotator, second_annotator, n=8, annotations_per_item=2)
+            ahead = [_judge(client, annotator, project_id) for _ in range(5)]
+            # Ahead of everyone, the first rater got a new item each time, past their own half-done ones.
+            assert len(set(ahead)) == 5
+            # The second rater is given the first rater's half-done items, fullest first, before new ones.
+            behind = [_judge(client, second_annotator, project_id) for _ in range(5)]
+            assert sorted(behind) == sorted(ahead)
+            rest = {_judge(client, annotator, project_id) for _ in range(3)}
+            assert len(rest) == 3 and not rest & set(ahead)
+            assert _next(client, annotator, project_id).status_code == 204
+        finally:
+            repository._lease_live_item_statement.cache_clear()
 
     def test_payload_never_names_models(self, client: TestClient, admin: Persona, annotator: Persona) -> None:
         project_id = _setup(client, admin, annotator)

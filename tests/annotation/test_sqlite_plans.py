@@ -26,4 +26,6 @@ def test_next_uses_the_queue_index_without_a_sort(
     statement, parameters = picks[0]
     plan = [row[-1] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)]
     assert any("USING INDEX ix_items_queue" in step for step in plan), plan
-    assert not any(step.startswith("SCAN items") or "TEMP B-TREE" in step for step in plan), plan
+    assert not any(step.startswith("SCAN items") for step in plan), plan
+    # SQLite sorts the window of the fullest items again (at most FULLEST_FIRST_WINDOW rows), never the project.
+    assert all("TEMP B-TREE" not in step for step in plan) or "MATERIALIZE window" in plan, plan
