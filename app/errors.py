@@ -162,16 +162,16 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        if not wants_json(request) and getattr(request.state, "user", None) is None:
-            # No route ran, so nobody looked up the logged-in user the page's navigation shows.
-            from app.accounts.dependencies import recognise_page_user
-
-            await run_in_threadpool(recognise_page_user, request)
         message = str(exc.detail)
-        if exc.status_code == 404 and message == "Not Found" and not wants_json(request):
+        if not wants_json(request):
+            from app.accounts.dependencies import recognise_page_user
             from app.i18n import gettext
 
-            message = gettext("There is no page at this address.")
+            if getattr(request.state, "user", None) is None:
+                # No route ran, so nobody looked up the logged-in user the page's navigation shows.
+                await run_in_threadpool(recognise_page_user, request)
+            if exc.status_code == 404 and message == "Not Found":
+                message = gettext("There is no page at this address.")
         return render_error(
             request,
             exc.status_code,

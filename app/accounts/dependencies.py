@@ -94,11 +94,9 @@ def recognise_page_user(request: Request) -> None:
     if "session" not in request.scope or not request.session.get("user_id"):
         return
     try:
+        # Closing the session detaches the user with the columns the page reads already loaded.
         with database.new_session() as session:
-            user = session_user_optional(request, session)
-            if user is not None:
-                # The page reads only these after the session closes.
-                session.expunge(user)
+            session_user_optional(request, session)
     except SQLAlchemyError:
         request.state.user = None
 
