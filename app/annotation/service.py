@@ -306,8 +306,13 @@ def skip_assignment(
     return assignment
 
 
-def get_own_annotation(session: Session, annotation_id: uuid.UUID, user: User) -> Annotation:
-    annotation = session.get(Annotation, annotation_id)
+def get_own_annotation(
+    session: Session, annotation_id: uuid.UUID, user: User, *, for_update: bool = False
+) -> Annotation:
+    """for_update locks the row and reads it afresh, even when this session has loaded it already."""
+    annotation = session.get(
+        Annotation, annotation_id, with_for_update=for_update or None, populate_existing=for_update
+    )
     if annotation is None or annotation.user_id != user.id:
         raise exceptions.AnnotationNotFound()
     return annotation
@@ -321,8 +326,11 @@ def is_correctable(annotation: Annotation) -> bool:
 def correct_annotation(
     session: Session, annotation_id: uuid.UUID, user: User, body: AnnotationCorrection
 ) -> Annotation:
-    """A rater fixes their own recent annotation; the earlier content is kept as a revision."""
-    annotation = get_own_annotation(session, annotation_id, user)
+    """A rater fixes their own recent annotation; the earlier content is kept as a revision.
+
+    The row is locked: two saves at once (two tabs) would otherwise both number their revision N+1.
+    """
+    annotation = get_own_annotation(session, annotation_id, user, for_update=True)
     if not is_correctable(annotation):
         raise exceptions.CorrectionWindowClosed()
     project = session.get_one(Project, annotation.project_id)

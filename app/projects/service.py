@@ -128,6 +128,10 @@ def list_projects(session: Session, user: User, *, include_archived: bool = Fals
 
 
 def update_project(session: Session, project: Project, data: ProjectUpdate, actor: User) -> Project:
+    # Saves of one project take turns, each on the row as the last one left it: two at once would both number
+    # their guidelines version N+1 and audit a stale "before". NO KEY UPDATE leaves annotations' foreign-key
+    # checks on the project unblocked.
+    session.refresh(project, with_for_update={"key_share": True})
     before = _snapshot(project)
     changes = data.model_dump(exclude_unset=True)
     if "questions" in changes and data.questions is not None:

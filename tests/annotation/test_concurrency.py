@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from collections import Counter
 
 import httpx
@@ -10,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.accounts import service as accounts_service
-from app.annotation.models import Annotation
+from app.annotation.models import Annotation, AnnotationRevision
 from tests.conftest import _backend
 from tests.factories import PAIRWISE_QUESTIONS, pair_lines
 from tests.ui_helpers import seed_project
@@ -83,3 +84,58 @@ def test_concurrent_raters_complete_every_item_exactly(live_server) -> None:  # 
     assert len(per_item) == ITEMS and set(per_item.values()) == {PER_ITEM}
     assert len({(item_id, user_id) for _, item_id, user_id in rows}) == len(rows)
     assert sorted(str(annotation_id) for annotation_id, _, _ in rows) == sorted(acknowledged)
+
+
+CORRECTIONS = 8
+
+
+def test_simultaneous_corrections_of_one_annotation_all_land_in_its_history(live_server) -> None:  # type: ignore[no-untyped-def]
+    """Two tabs saving a correction at once: each save succeeds and each earlier version is kept, in order."""
+    project, (user,) = seed_project(
+        live_server.sessions, pair_lines(1), usernames=("fixer",), questions=PAIRWISE_QUESTIONS
+    )
+    with live_server.sessions() as session:
+        token = accounts_service.issue_token(session, user, "tabs")[1]
+        session.commit()
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=live_server.url, headers=headers, timeout=30) as client:
+        assignment = client.post(f"/api/v1/projects/{project.id}/assignments/next").json()
+        choice = assignment["item"]["responses"][0]["id"]
+        submitted = client.post(
+            f"/api/v1/assignments/{assignment['assignment_id']}/annotation",
+            json={"answers": {"overall": {"choice": choice}}, "rationale": "first"},
+        )
+        assert submitted.status_code == 201
+    annotation_id = submitted.json()["annotation_id"]
+    start = threading.Barrier(CORRECTIONS)
+    statuses: list[int] = []
+
+    def correct(n: int) -> None:
+        with httpx.Client(base_url=live_server.url, headers=headers, timeout=30) as client:
+            start.wait()
+            response = client.patch(
+                f"/api/v1/annotations/{annotation_id}",
+                json={"answers": {"overall": {"choice": choice}}, "rationale": f"fix {n}"},
+            )
+            statuses.append(response.status_code)
+
+    threads = [threading.Thread(target=correct, args=(n,)) for n in range(CORRECTIONS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert statuses == [200] * CORRECTIONS
+    with httpx.Client(base_url=live_server.url, headers=headers, timeout=30) as client:
+        final = client.get(f"/api/v1/annotations/{annotation_id}").json()
+    with live_server.sessions() as session:
+        history = session.execute(
+            sa.select(AnnotationRevision.revision, AnnotationRevision.rationale)
+            .where(AnnotationRevision.annotation_id == uuid.UUID(annotation_id))
+            .order_by(AnnotationRevision.revision)
+        ).all()
+    assert final["revision"] == CORRECTIONS + 1
+    assert [revision for revision, _ in history] == list(range(1, CORRECTIONS + 1))
+    # Each save kept the version it replaced: the first text, then every fix but the last one standing.
+    kept = [rationale for _, rationale in history]
+    assert kept[0] == "first"
+    assert sorted([*kept[1:], final["rationale"]]) == sorted(f"fix {n}" for n in range(CORRECTIONS))
