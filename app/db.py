@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+import weakref
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -141,7 +143,10 @@ def _configure_sqlite(engine: Engine) -> None:
             conn.exec_driver_sql("BEGIN")
             return
         if not writer.acquire(timeout=SQLITE_WRITE_WAIT_SECONDS):
-            raise sqlite3.OperationalError("database is locked")
+            # As SQLAlchemy wraps SQLite's own "locked", so the app answers 503 and retry rather than 500.
+            raise sa.exc.OperationalError(
+                "BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked")
+            )
         conn.info[_HOLDS_WRITE_LOCK] = True
         try:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
@@ -170,6 +175,10 @@ class Database:
     def __init__(self) -> None:
         self._engine: Engine | None = None
         self._factory: sessionmaker[Session] | None = None
+        # One per event loop: an asyncio lock belongs to the loop it first waited on (tests run several).
+        self._write_turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def configure(self, database_url: str, settings: Settings | None = None) -> None:
         if self._engine is not None:
@@ -191,6 +200,25 @@ class Database:
             self.configure(get_settings().database_url)
         assert self._engine is not None
         return self._engine
+
+    @asynccontextmanager
+    async def write_turn(self) -> AsyncIterator[None]:
+        """SQLite: a request that writes waits here, on the event loop, until the one before it has committed.
+
+        Waiting for SQLite's single writer in a worker thread holds the thread and a pooled connection. A
+        request that commits in another thread than the one that ran it (every route but the hot path)
+        then finds none free once enough writers wait behind it, and all of them stall until they time
+        out. PostgreSQL locks rows, not the database: there every request goes straight in.
+        """
+        if self.engine.dialect.name != "sqlite":
+            yield
+            return
+        loop = asyncio.get_running_loop()
+        turns = self._write_turns.get(loop)
+        if turns is None:
+            turns = self._write_turns[loop] = asyncio.Lock()
+        async with turns:
+            yield
 
     def new_session(self, *, write: bool = False) -> Session:
         if self._factory is None:

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -183,6 +184,14 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(OperationalError)
     async def _database_down(request: Request, exc: OperationalError) -> Response:
         logger.warning("database unavailable: %s", exc.__class__.__name__)
+        return render_error(
+            request, 503, "service_unavailable", ServiceUnavailable.message, headers={"Retry-After": "2"}
+        )
+
+    @app.exception_handler(PoolTimeout)
+    async def _pool_exhausted(request: Request, exc: PoolTimeout) -> Response:
+        # Every pooled connection stayed busy for the pool's whole timeout: more load than this process takes.
+        logger.warning("no database connection free: %s", exc.__class__.__name__)
         return render_error(
             request, 503, "service_unavailable", ServiceUnavailable.message, headers={"Retry-After": "2"}
         )

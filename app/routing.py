@@ -33,7 +33,8 @@ async def run_in_transaction(request: Request, work: Callable[[Session], T]) -> 
 
     The hot path uses this instead of sync dependencies and a sync endpoint: FastAPI moves each of those,
     the response validation, the commit and the close to a worker thread of their own, and under load
-    every move waits for the interpreter lock.
+    every move waits for the interpreter lock. Called inside a TransactionalRoute, which has taken the
+    request's write turn.
     """
 
     def run() -> T:
@@ -57,6 +58,12 @@ class TransactionalRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def route_handler(request: Request) -> Response:
+            if request.method in SAFE_METHODS:
+                return await handle(request)
+            async with database.write_turn():
+                return await handle(request)
+
+        async def handle(request: Request) -> Response:
             try:
                 response = await handler(request)
                 session: Session | None = getattr(request.state, "db_session", None)

@@ -109,3 +109,17 @@ def test_concurrent_writers_all_commit(engine: sa.Engine) -> None:
         thread.join()
     assert failures == []
     assert _count(engine) == 8 * 25
+
+
+def test_a_writer_that_waits_too_long_for_its_turn_gets_an_operational_error(engine: sa.Engine) -> None:
+    # The app answers OperationalError with 503 and Retry-After; any other error would be a 500.
+    holder = _writer(engine)
+    holder.begin()
+    waiter = _writer(engine)
+    with pytest.raises(sa.exc.OperationalError, match="locked"):
+        waiter.begin()
+    waiter.close()
+    holder.rollback()
+    holder.close()
+    _commit_one(engine)
+    assert _count(engine) == 1

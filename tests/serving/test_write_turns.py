@@ -1,0 +1,86 @@
+"""Requests that write take turns on SQLite, on the event loop: more writers than worker threads all get through."""
+
+from __future__ import annotations
+
+import threading
+
+import httpx
+import pytest
+from fastapi.routing import APIRoute
+
+from app import db
+from app.accounts import service as accounts_service
+from app.routing import TransactionalRoute
+from tests.conftest import _backend
+from tests.factories import PAIRWISE_QUESTIONS, pair_lines
+from tests.ui_helpers import seed_project
+
+
+def test_every_route_that_reaches_the_database_takes_write_turns(app) -> None:  # type: ignore[no-untyped-def]
+    probes = {"/healthz", "/readyz", "/metrics"}
+    plain = [
+        route.path
+        for route in app.routes
+        if isinstance(route, APIRoute)
+        and not isinstance(route, TransactionalRoute)
+        and route.path not in probes
+    ]
+    assert plain == []
+
+
+# More than the server's 40 worker threads, so waiting writers could take every thread.
+WRITERS = 60
+CORRECTIONS = 4
+
+
+@pytest.mark.skipif(_backend() != "sqlite", reason="the app's writers take turns on SQLite only")
+def test_more_writers_than_worker_threads_all_get_through_over_http(live_server, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # A writer that waits longer than this is turned away; a stall shows up as failures, not as a slow test.
+    monkeypatch.setattr(db, "SQLITE_WRITE_WAIT_SECONDS", 5)
+    usernames = tuple(f"writer{i}" for i in range(WRITERS))
+    project, users = seed_project(
+        live_server.sessions, pair_lines(WRITERS), usernames=usernames, questions=PAIRWISE_QUESTIONS
+    )
+    with live_server.sessions() as session:
+        tokens = [accounts_service.issue_token(session, user, "load")[1] for user in users]
+        session.commit()
+    start = threading.Barrier(WRITERS)
+    failures: list[str] = []
+    corrected: list[int] = []
+
+    def write(token: str) -> None:
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=live_server.url, headers=headers, timeout=60) as client:
+            start.wait()
+            leased = client.post(f"/api/v1/projects/{project.id}/assignments/next")
+            if leased.status_code != 200:
+                failures.append(f"next {leased.status_code} {leased.text[:100]}")
+                return
+            assignment = leased.json()
+            choice = assignment["item"]["responses"][0]["id"]
+            submitted = client.post(
+                f"/api/v1/assignments/{assignment['assignment_id']}/annotation",
+                json={"answers": {"overall": {"choice": choice}}},
+            )
+            if submitted.status_code != 201:
+                failures.append(f"submit {submitted.status_code} {submitted.text[:100]}")
+                return
+            annotation_id = submitted.json()["annotation_id"]
+            for n in range(CORRECTIONS):
+                # A correction commits in another worker thread than the one that ran it.
+                response = client.patch(
+                    f"/api/v1/annotations/{annotation_id}",
+                    json={"answers": {"overall": {"choice": choice}}, "rationale": f"fix {n}"},
+                )
+                if response.status_code != 200:
+                    failures.append(f"correct {response.status_code} {response.text[:100]}")
+                    return
+            corrected.append(client.get(f"/api/v1/annotations/{annotation_id}").json()["revision"])
+
+    threads = [threading.Thread(target=write, args=(token,)) for token in tokens]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert failures == []
+    assert corrected == [CORRECTIONS + 1] * WRITERS
