@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from alembic import command
@@ -26,7 +27,10 @@ def upgrade_to_head(database_url: str) -> None:
     command.upgrade(alembic_config(database_url), "head")
 
 
+@functools.cache
 def head_revision() -> str | None:
+    """The head of the migrations this code ships with. Read once: parsing every migration file took about
+    15 ms of CPU, on each /readyz probe."""
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 

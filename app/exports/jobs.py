@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from app.db import database, utcnow
+from app.db import SQLITE_IMMEDIATE, database, utcnow
 from app.errors import AppError
 from app.exports import repository, service
 from app.exports.models import Export
@@ -43,10 +43,20 @@ def _session() -> Session:
     return session
 
 
+def _writing() -> Session:
+    """A short transaction that writes, straight on the engine. On SQLite it takes the write lock as it
+    begins: a transaction that read first cannot become a writer once another has committed meanwhile
+    ("database is locked" at once, whatever the busy timeout), which under load failed most builds."""
+    engine = database.engine
+    if engine.dialect.name == "sqlite":
+        return Session(bind=engine.execution_options(**{SQLITE_IMMEDIATE: True}), expire_on_commit=False)
+    return Session(bind=engine, expire_on_commit=False)
+
+
 def claim_next(now: datetime | None = None) -> tuple[uuid.UUID, int] | None:
     """Claim the next export to build, a queued one or one whose worker stopped: (id, attempt)."""
     stale_before = (now or utcnow()) - timedelta(seconds=LEASE_SECONDS)
-    with Session(bind=database.engine, expire_on_commit=False) as session:
+    with _writing() as session:
         claimed = repository.claim_export(session, stale_before)
         session.commit()
         return claimed
@@ -60,7 +70,7 @@ def heartbeat(export_id: uuid.UUID, attempt: int) -> Iterator[None]:
     def beat() -> None:
         while not done.wait(HEARTBEAT_SECONDS):
             try:
-                with Session(bind=database.engine) as session:
+                with _writing() as session:
                     renewed = repository.beat(session, export_id, attempt)
                     session.commit()
             except Exception:
@@ -87,7 +97,7 @@ def _progress_writer(export_id: uuid.UUID) -> service.Progress:
         if now - last < PROGRESS_EVERY_SECONDS and fraction < 1.0:
             return
         last = now
-        with Session(bind=database.engine) as session:
+        with _writing() as session:
             repository.set_progress(session, export_id, min(fraction, 0.99))
             session.commit()
 
@@ -95,7 +105,7 @@ def _progress_writer(export_id: uuid.UUID) -> service.Progress:
 
 
 def _fail(export_id: uuid.UUID, message: str) -> None:
-    with Session(bind=database.engine) as session:
+    with _writing() as session:
         repository.mark_failed(session, export_id, message)
         session.commit()
 
@@ -123,7 +133,7 @@ def _build(export_id: uuid.UUID) -> None:
         if export is None:
             return
         built = service.build_export_file(session, export, _progress_writer(export_id))
-    with Session(bind=database.engine, expire_on_commit=False) as session:
+    with _writing() as session:
         service.finish_export(session.get_one(Export, export_id), built)
         session.commit()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from datetime import timedelta
@@ -148,3 +149,42 @@ def test_an_export_that_keeps_stopping_its_worker_is_given_up(live_server: Any) 
     stored = _wait_for(live_server, export_id, "failed")
     assert stored.status == "failed"
     assert stored.error is not None and "given up" in stored.error
+
+
+def test_exports_finish_while_other_requests_keep_writing(live_server: Any) -> None:
+    """On SQLite a job that read before writing could not write once a request had committed meanwhile."""
+    project_id, token = _seeded(live_server)
+    headers = {"Authorization": f"Bearer {token}"}
+    stop = threading.Event()
+    edits: list[int] = []
+
+    def keep_writing() -> None:
+        with httpx.Client(base_url=live_server.url, headers=headers, timeout=30) as http:
+            while not stop.is_set():
+                edited = http.patch(
+                    f"/api/v1/projects/{project_id}", json={"guidelines": f"Rule {len(edits)}."}
+                )
+                edits.append(edited.status_code)
+
+    writer = threading.Thread(target=keep_writing)
+    writer.start()
+    try:
+        with httpx.Client(base_url=live_server.url, headers=headers, timeout=30) as http:
+            exports = [
+                http.post(
+                    f"/api/v1/projects/{project_id}/exports", json={"format": "preference", "seed": n}
+                ).json()
+                for n in range(4)
+            ]
+            deadline = time.monotonic() + WAIT_SECONDS
+            states = {}
+            while time.monotonic() < deadline:
+                states = {e["id"]: http.get(f"/api/v1/exports/{e['id']}").json() for e in exports}
+                if all(s["status"] not in ("queued", "running") for s in states.values()):
+                    break
+                time.sleep(0.2)
+    finally:
+        stop.set()
+        writer.join()
+    assert [s["status"] for s in states.values()] == ["done"] * 4, [s.get("error") for s in states.values()]
+    assert edits and set(edits) == {200}
