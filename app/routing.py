@@ -15,6 +15,22 @@ from app.db import database
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 T = TypeVar("T")
+E = TypeVar("E", bound=Callable[..., Any])
+_WRITES_ON_READ = "_prefhub_writes_on_read"
+
+
+def writes_on_read(endpoint: E) -> E:
+    """Marks a GET endpoint that writes (the annotate page leases the next item) to run as a writer: in
+    turn with the others on SQLite, in a transaction that begins as one. On SQLite a transaction that
+    read first cannot write once another has committed meanwhile, and fails at once."""
+    setattr(endpoint, _WRITES_ON_READ, True)
+    return endpoint
+
+
+def _writes(request: Request) -> bool:
+    """Whether the request runs as a writer, as its route class decided (else by its method)."""
+    decided: bool | None = getattr(request.state, "writes", None)
+    return decided if decided is not None else request.method not in SAFE_METHODS
 
 
 async def get_session(request: Request) -> Session:
@@ -23,7 +39,7 @@ async def get_session(request: Request) -> Session:
     Creating a session does no I/O (it connects on first use), so this runs on the event loop."""
     session: Session | None = getattr(request.state, "db_session", None)
     if session is None:
-        session = database.new_session(write=request.method not in SAFE_METHODS)
+        session = database.new_session(write=_writes(request))
         request.state.db_session = session
     return session
 
@@ -38,7 +54,7 @@ async def run_in_transaction(request: Request, work: Callable[[Session], T]) -> 
     """
 
     def run() -> T:
-        session = database.new_session(write=request.method not in SAFE_METHODS)
+        session = database.new_session(write=_writes(request))
         try:
             result = work(session)
             # A failed commit raises here, so the client never sees a 200 for lost data.
@@ -56,9 +72,11 @@ async def run_in_transaction(request: Request, work: Callable[[Session], T]) -> 
 class TransactionalRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        writes_on_read = getattr(self.endpoint, _WRITES_ON_READ, False)
 
         async def route_handler(request: Request) -> Response:
-            if request.method in SAFE_METHODS:
+            request.state.writes = writes_on_read or request.method not in SAFE_METHODS
+            if not request.state.writes:
                 return await handle(request)
             async with database.write_turn():
                 return await handle(request)

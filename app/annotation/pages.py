@@ -23,7 +23,7 @@ from app.items.models import Response as ItemResponse
 from app.projects import service as projects_service
 from app.projects.models import Project
 from app.projects.questions import Question, describe_answer
-from app.routing import TransactionalRoute
+from app.routing import TransactionalRoute, writes_on_read
 from app.templating import is_htmx, redirect, render
 
 router = APIRouter(
@@ -207,6 +207,7 @@ def _feedback(
 
 
 @router.get("/projects/{project_id}/annotate")
+@writes_on_read
 def annotate_page(request: Request, project_id: uuid.UUID, user: PageUser, session: DbSession) -> Response:
     project = projects_service.get_project(session, project_id, user)
     context = _next_workspace(session, project, user)

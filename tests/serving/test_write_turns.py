@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import re
 import threading
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from fastapi.routing import APIRoute
 
 from app import db
 from app.accounts import service as accounts_service
+from app.accounts.models import User
+from app.annotation.models import Assignment
 from app.routing import TransactionalRoute
 from tests.conftest import _backend
-from tests.factories import PAIRWISE_QUESTIONS, pair_lines
+from tests.factories import PAIRWISE_QUESTIONS, PASSWORD, pair_lines
 from tests.ui_helpers import seed_project
 
 
@@ -84,3 +88,66 @@ def test_more_writers_than_worker_threads_all_get_through_over_http(live_server,
         thread.join(timeout=120)
     assert failures == []
     assert corrected == [CORRECTIONS + 1] * WRITERS
+
+
+PAGE_RATERS = 20
+
+
+def _page_client(base_url: str, username: str) -> httpx.Client:
+    client = httpx.Client(base_url=base_url, timeout=60)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)
+    assert token is not None
+    client.post("/login", data={"username": username, "password": PASSWORD, "csrf_token": token.group(1)})
+    return client
+
+
+def test_opening_the_annotate_page_leases_an_item_while_others_write(live_server) -> None:  # type: ignore[no-untyped-def]
+    """The annotate page is a GET that writes (it leases the next item). On SQLite a read transaction that
+    then writes fails at once if anyone committed meanwhile, so the page must begin as a writer."""
+    usernames = tuple(f"opener{i}" for i in range(PAGE_RATERS))
+    project, _ = seed_project(
+        live_server.sessions, pair_lines(PAGE_RATERS), usernames=usernames, questions=PAIRWISE_QUESTIONS
+    )
+    with live_server.sessions() as session:
+        admin = session.scalars(sa.select(User).where(User.username == "boss")).one()
+        token = accounts_service.issue_token(session, admin, "editor")[1]
+        session.commit()
+    clients = [_page_client(live_server.url, name) for name in usernames]
+    stop = threading.Event()
+    edits: list[int] = []
+
+    def keep_writing() -> None:
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=live_server.url, headers=headers, timeout=30) as http:
+            while not stop.is_set():
+                edits.append(
+                    http.patch(
+                        f"/api/v1/projects/{project.id}", json={"description": str(len(edits))}
+                    ).status_code
+                )
+
+    statuses: list[int] = []
+
+    def open_page(client: httpx.Client) -> None:
+        statuses.append(client.get(f"/projects/{project.id}/annotate").status_code)
+
+    writer = threading.Thread(target=keep_writing)
+    writer.start()
+    try:
+        openers = [threading.Thread(target=open_page, args=(client,)) for client in clients]
+        for opener in openers:
+            opener.start()
+        for opener in openers:
+            opener.join(timeout=60)
+    finally:
+        stop.set()
+        writer.join()
+        for client in clients:
+            client.close()
+    assert statuses == [200] * PAGE_RATERS
+    assert edits and set(edits) == {200}
+    with live_server.sessions() as session:
+        leased = session.scalar(
+            sa.select(sa.func.count()).select_from(Assignment).where(Assignment.project_id == project.id)
+        )
+    assert leased == PAGE_RATERS
