@@ -256,6 +256,21 @@ def verify(url: str, project_id: uuid.UUID, per_item: int, tally: Tally) -> dict
     }
 
 
+# The checks of verify() that must come out zero.
+INVARIANTS = (
+    "lost",
+    "duplicate (item, rater)",
+    "complete items not exactly per_item",
+    "items over per_item",
+    "counter drift",
+    "slot drift",
+)
+
+
+def broken_invariants(checks: dict[str, Any]) -> list[str]:
+    return [name for name in INVARIANTS if checks[name]]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--workers", type=int, default=4)
@@ -312,18 +327,7 @@ def main() -> None:
     print_table("Invariants", [checks])
     print_table("Leases left behind return to the pool after expiry", [leases])
     print(f"status counts: {dict(sorted(tally.statuses.items()))}; server alive: {alive}")
-    failures = [
-        name
-        for name in (
-            "lost",
-            "duplicate (item, rater)",
-            "complete items not exactly per_item",
-            "items over per_item",
-            "counter drift",
-            "slot drift",
-        )
-        if checks[name]
-    ]
+    failures = broken_invariants(checks)
     if leases["leases held at the end"] < WALK_AWAY:
         failures.append(f"only {leases['leases held at the end']} leases left behind, expected {WALK_AWAY}+")
     if leases["held after expiry and one call"] > 1:

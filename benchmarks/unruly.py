@@ -32,7 +32,7 @@ from benchmarks.common import (
     seed_project,
     start_server,
 )
-from benchmarks.load import Tally, verify
+from benchmarks.load import Tally, broken_invariants, verify
 
 ADMIN = {"username": "bench-admin", "password": "bench password 1"}
 
@@ -258,15 +258,7 @@ def main() -> None:
     if args.json:
         with open(args.json, "w") as handle:
             json.dump({"calls": calls, "invariants": checks, "failures": seen.failures}, handle, indent=2)
-    invariants = (
-        "lost",
-        "duplicate (item, rater)",
-        "complete items not exactly per_item",
-        "items over per_item",
-        "counter drift",
-        "slot drift",
-    )
-    broken = [name for name in invariants if checks[name]]
+    broken = broken_invariants(checks)
     for failure in seen.failures[:20]:
         print(f"FAIL {failure}")
     if seen.failures or broken:

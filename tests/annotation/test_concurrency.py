@@ -14,6 +14,7 @@ from app.accounts import service as accounts_service
 from app.annotation.models import Annotation, AnnotationRevision
 from tests.conftest import _backend
 from tests.factories import PAIRWISE_QUESTIONS, pair_lines
+from tests.threads import at_once
 from tests.ui_helpers import seed_project
 
 pytestmark = pytest.mark.skipif(
@@ -107,24 +108,15 @@ def test_simultaneous_corrections_of_one_annotation_all_land_in_its_history(live
         )
         assert submitted.status_code == 201
     annotation_id = submitted.json()["annotation_id"]
-    start = threading.Barrier(CORRECTIONS)
-    statuses: list[int] = []
 
-    def correct(n: int) -> None:
+    def correct(n: int) -> int:
         with httpx.Client(base_url=live_server.url, headers=headers, timeout=30) as client:
-            start.wait()
-            response = client.patch(
+            return client.patch(
                 f"/api/v1/annotations/{annotation_id}",
                 json={"answers": {"overall": {"choice": choice}}, "rationale": f"fix {n}"},
-            )
-            statuses.append(response.status_code)
+            ).status_code
 
-    threads = [threading.Thread(target=correct, args=(n,)) for n in range(CORRECTIONS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert statuses == [200] * CORRECTIONS
+    assert at_once(CORRECTIONS, correct) == [200] * CORRECTIONS
     with httpx.Client(base_url=live_server.url, headers=headers, timeout=30) as client:
         final = client.get(f"/api/v1/annotations/{annotation_id}").json()
     with live_server.sessions() as session:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 import httpx
 import pytest
 import sqlalchemy as sa
@@ -14,6 +12,7 @@ from app.accounts.models import User
 from app.projects.models import GuidelineVersion
 from tests.conftest import _backend
 from tests.factories import PAIRWISE_QUESTIONS, pair_lines
+from tests.threads import at_once
 from tests.ui_helpers import seed_project
 
 pytestmark = pytest.mark.skipif(
@@ -32,21 +31,14 @@ def test_simultaneous_guideline_saves_each_get_their_own_version(live_server) ->
     headers = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=live_server.url, headers=headers, timeout=30) as client:
         version_before = client.get(f"/api/v1/projects/{project.id}").json()["guidelines_version"]
-    start = threading.Barrier(SAVES)
-    statuses: list[int] = []
 
-    def save(n: int) -> None:
+    def save(n: int) -> int:
         with httpx.Client(base_url=live_server.url, headers=headers, timeout=30) as client:
-            start.wait()
-            response = client.patch(f"/api/v1/projects/{project.id}", json={"guidelines": f"Rule {n}."})
-            statuses.append(response.status_code)
+            return client.patch(
+                f"/api/v1/projects/{project.id}", json={"guidelines": f"Rule {n}."}
+            ).status_code
 
-    threads = [threading.Thread(target=save, args=(n,)) for n in range(SAVES)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert statuses == [200] * SAVES
+    assert at_once(SAVES, save) == [200] * SAVES
     with httpx.Client(base_url=live_server.url, headers=headers, timeout=30) as client:
         final = client.get(f"/api/v1/projects/{project.id}").json()
     with live_server.sessions() as session:

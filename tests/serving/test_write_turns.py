@@ -17,6 +17,7 @@ from app.annotation.models import Assignment
 from app.routing import TransactionalRoute
 from tests.conftest import _backend
 from tests.factories import PAIRWISE_QUESTIONS, PASSWORD, pair_lines
+from tests.threads import at_once
 from tests.ui_helpers import seed_project
 
 
@@ -48,18 +49,14 @@ def test_more_writers_than_worker_threads_all_get_through_over_http(live_server,
     with live_server.sessions() as session:
         tokens = [accounts_service.issue_token(session, user, "load")[1] for user in users]
         session.commit()
-    start = threading.Barrier(WRITERS)
-    failures: list[str] = []
-    corrected: list[int] = []
 
-    def write(token: str) -> None:
-        headers = {"Authorization": f"Bearer {token}"}
+    def write(n: int) -> str | int:
+        """The revision the writer's annotation ends at, or the first call that failed."""
+        headers = {"Authorization": f"Bearer {tokens[n]}"}
         with httpx.Client(base_url=live_server.url, headers=headers, timeout=60) as client:
-            start.wait()
             leased = client.post(f"/api/v1/projects/{project.id}/assignments/next")
             if leased.status_code != 200:
-                failures.append(f"next {leased.status_code} {leased.text[:100]}")
-                return
+                return f"next {leased.status_code} {leased.text[:100]}"
             assignment = leased.json()
             choice = assignment["item"]["responses"][0]["id"]
             submitted = client.post(
@@ -67,27 +64,19 @@ def test_more_writers_than_worker_threads_all_get_through_over_http(live_server,
                 json={"answers": {"overall": {"choice": choice}}},
             )
             if submitted.status_code != 201:
-                failures.append(f"submit {submitted.status_code} {submitted.text[:100]}")
-                return
+                return f"submit {submitted.status_code} {submitted.text[:100]}"
             annotation_id = submitted.json()["annotation_id"]
-            for n in range(CORRECTIONS):
+            for fix in range(CORRECTIONS):
                 # A correction commits in another worker thread than the one that ran it.
                 response = client.patch(
                     f"/api/v1/annotations/{annotation_id}",
-                    json={"answers": {"overall": {"choice": choice}}, "rationale": f"fix {n}"},
+                    json={"answers": {"overall": {"choice": choice}}, "rationale": f"fix {fix}"},
                 )
                 if response.status_code != 200:
-                    failures.append(f"correct {response.status_code} {response.text[:100]}")
-                    return
-            corrected.append(client.get(f"/api/v1/annotations/{annotation_id}").json()["revision"])
+                    return f"correct {response.status_code} {response.text[:100]}"
+            return int(client.get(f"/api/v1/annotations/{annotation_id}").json()["revision"])
 
-    threads = [threading.Thread(target=write, args=(token,)) for token in tokens]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert failures == []
-    assert corrected == [CORRECTIONS + 1] * WRITERS
+    assert at_once(WRITERS, write) == [CORRECTIONS + 1] * WRITERS
 
 
 PAGE_RATERS = 20
@@ -126,19 +115,12 @@ def test_opening_the_annotate_page_leases_an_item_while_others_write(live_server
                     ).status_code
                 )
 
-    statuses: list[int] = []
-
-    def open_page(client: httpx.Client) -> None:
-        statuses.append(client.get(f"/projects/{project.id}/annotate").status_code)
-
     writer = threading.Thread(target=keep_writing)
     writer.start()
     try:
-        openers = [threading.Thread(target=open_page, args=(client,)) for client in clients]
-        for opener in openers:
-            opener.start()
-        for opener in openers:
-            opener.join(timeout=60)
+        statuses = at_once(
+            PAGE_RATERS, lambda n: clients[n].get(f"/projects/{project.id}/annotate").status_code
+        )
     finally:
         stop.set()
         writer.join()
