@@ -6,7 +6,8 @@ exclude and re-include raters, preview exports, read agreement and start snapsho
 2xx or a 4xx that says what is wrong; the data must keep the load test's invariants.
 
 python -m benchmarks.unruly [--backend postgresql|sqlite] [--seconds 60]
-Loopback only, bounded in time. Exits non-zero on any 5xx, dropped connection or broken invariant.
+Loopback only, bounded in time. Exits non-zero on any 5xx, dropped connection, 4xx without a message,
+snapshot that did not finish, or broken invariant.
 """
 
 from __future__ import annotations
@@ -208,7 +209,20 @@ async def admin(
         await asyncio.sleep(rng.random() * 0.3)
 
 
-async def run(url: str, seeded: Any, tabs: int, seconds: float, seen: Unruly) -> float:
+async def snapshot_outcomes(client: httpx.AsyncClient, project_id: str, wait_s: float = 60.0) -> Counter[str]:
+    """How the snapshots the admins started ended, once none is queued or running (or the wait is over)."""
+    token = (await client.post("/api/v1/auth/token", data=ADMIN)).json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    deadline = time.monotonic() + wait_s
+    while True:
+        listed = (await client.get(f"/api/v1/projects/{project_id}/exports", headers=headers)).json()
+        outcomes = Counter(export["status"] for export in listed["items"])
+        if not (outcomes["queued"] or outcomes["running"]) or time.monotonic() > deadline:
+            return outcomes
+        await asyncio.sleep(0.5)
+
+
+async def run(url: str, seeded: Any, tabs: int, seconds: float, seen: Unruly) -> tuple[float, Counter[str]]:
     until = time.monotonic() + seconds
     project_id = str(seeded.project_id)
     async with async_client(url, len(seeded.tokens) * tabs + 2) as client:
@@ -221,7 +235,8 @@ async def run(url: str, seeded: Any, tabs: int, seconds: float, seen: Unruly) ->
                 for tab in range(tabs)
             ),
         )
-        return time.perf_counter() - started
+        elapsed = time.perf_counter() - started
+        return elapsed, await snapshot_outcomes(client, project_id)
 
 
 def main() -> None:
@@ -240,7 +255,7 @@ def main() -> None:
     server = start_server(url, args.workers if args.backend == "postgresql" else 1)
     seen = Unruly()
     try:
-        elapsed = asyncio.run(run(server.url, seeded, args.tabs, args.seconds, seen))
+        elapsed, snapshots = asyncio.run(run(server.url, seeded, args.tabs, args.seconds, seen))
     finally:
         server.stop()
     tally = Tally(target=0, acknowledged=sorted(seen.acknowledged))
@@ -255,9 +270,16 @@ def main() -> None:
     )
     print_table(f"Answers in {elapsed:.0f} s", calls)
     print_table("Invariants", [checks])
+    print(f"snapshots: {dict(sorted(snapshots.items()))}")
+    # Snapshots are built in the background: their failures never reach the admin's request.
+    seen.failures += [f"{n} snapshot(s) {status}" for status, n in snapshots.items() if status != "done"]
     if args.json:
         with open(args.json, "w") as handle:
-            json.dump({"calls": calls, "invariants": checks, "failures": seen.failures}, handle, indent=2)
+            json.dump(
+                {"calls": calls, "invariants": checks, "snapshots": snapshots, "failures": seen.failures},
+                handle,
+                indent=2,
+            )
     broken = broken_invariants(checks)
     for failure in seen.failures[:20]:
         print(f"FAIL {failure}")

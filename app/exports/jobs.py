@@ -56,6 +56,10 @@ def _writing() -> Session:
 def claim_next(now: datetime | None = None) -> tuple[uuid.UUID, int] | None:
     """Claim the next export to build, a queued one or one whose worker stopped: (id, attempt)."""
     stale_before = (now or utcnow()) - timedelta(seconds=LEASE_SECONDS)
+    # Every second's poll only reads: on SQLite a writer waits for all others, and most polls find nothing.
+    with Session(bind=database.engine) as session:
+        if not repository.has_claimable_export(session, stale_before):
+            return None
     with _writing() as session:
         claimed = repository.claim_export(session, stale_before)
         session.commit()

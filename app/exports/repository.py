@@ -527,6 +527,10 @@ def _claimable(stale_before: datetime) -> sa.ColumnElement[bool]:
     return sa.or_(Export.status == "queued", stale)
 
 
+def has_claimable_export(session: Session, stale_before: datetime) -> bool:
+    return session.scalar(sa.select(sa.exists().where(_claimable(stale_before)))) or False
+
+
 def claim_export(session: Session, stale_before: datetime) -> tuple[uuid.UUID, int] | None:
     """Mark the oldest queued (or abandoned running) export running; returns its id and attempt number.
 
