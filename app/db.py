@@ -225,14 +225,31 @@ class Database:
             _ = self.engine
         assert self._factory is not None
         session = self._factory()
-        bind = session.get_bind()
-        if write and bind.dialect.name == "sqlite":
-            if isinstance(bind, Engine):
-                # BEGIN IMMEDIATE when the session first connects, not now: no I/O until it is used.
-                session.bind = bind.execution_options(**{SQLITE_IMMEDIATE: True})
-            else:
-                session.connection(execution_options={SQLITE_IMMEDIATE: True})
+        if write:
+            begin_as_writer(session)
         return session
+
+    def engine_session(self, *, write: bool = False) -> Session:
+        """A session straight on the engine, never from the factory (which tests bind to one outer
+        transaction): for background work that commits for real from a thread of its own."""
+        session = Session(bind=self.engine, expire_on_commit=False)
+        if write:
+            begin_as_writer(session)
+        return session
+
+
+def begin_as_writer(session: Session) -> None:
+    """SQLite: the session's transaction takes the write lock as it begins. One that read first cannot
+    become a writer once another has committed meanwhile: "database is locked" at once, whatever the busy
+    timeout. Other databases need nothing."""
+    bind = session.get_bind()
+    if bind.dialect.name != "sqlite":
+        return
+    if isinstance(bind, Engine):
+        # BEGIN IMMEDIATE when the session first connects, not now: no I/O until it is used.
+        session.bind = bind.execution_options(**{SQLITE_IMMEDIATE: True})
+    else:
+        session.connection(execution_options={SQLITE_IMMEDIATE: True})
 
 
 database = Database()

@@ -181,20 +181,17 @@ def install_error_handlers(app: FastAPI) -> None:
             headers=dict(exc.headers) if exc.headers else None,
         )
 
-    @app.exception_handler(OperationalError)
-    async def _database_down(request: Request, exc: OperationalError) -> Response:
-        logger.warning("database unavailable: %s", exc.__class__.__name__)
+    def unavailable(request: Request) -> Response:
         return render_error(
             request, 503, "service_unavailable", ServiceUnavailable.message, headers={"Retry-After": "2"}
         )
 
+    # Down, or (PoolTimeout) every pooled connection busy for the pool's whole timeout: come back shortly.
+    @app.exception_handler(OperationalError)
     @app.exception_handler(PoolTimeout)
-    async def _pool_exhausted(request: Request, exc: PoolTimeout) -> Response:
-        # Every pooled connection stayed busy for the pool's whole timeout: more load than this process takes.
-        logger.warning("no database connection free: %s", exc.__class__.__name__)
-        return render_error(
-            request, 503, "service_unavailable", ServiceUnavailable.message, headers={"Retry-After": "2"}
-        )
+    async def _database_down(request: Request, exc: Exception) -> Response:
+        logger.warning("database unavailable: %s", exc.__class__.__name__)
+        return unavailable(request)
 
     @app.exception_handler(DataError)
     async def _unstorable_value(request: Request, exc: DataError) -> Response:
@@ -210,9 +207,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DBAPIError)
     async def _database_error(request: Request, exc: DBAPIError) -> Response:
         if exc.connection_invalidated:
-            return render_error(
-                request, 503, "service_unavailable", ServiceUnavailable.message, headers={"Retry-After": "2"}
-            )
+            return unavailable(request)
         logger.exception("database error")
         return render_error(request, 500, "internal_error", "Internal error.")
 

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from app.db import SQLITE_IMMEDIATE, database, utcnow
+from app.db import database, utcnow
 from app.errors import AppError
 from app.exports import repository, service
 from app.exports.models import Export
@@ -35,32 +35,20 @@ _thread: threading.Thread | None = None
 
 
 def _session() -> Session:
-    # Straight from the engine, never the app's session factory: the worker commits for real and must not
-    # join a session another thread is using.
-    session = Session(bind=database.engine, expire_on_commit=False)
+    session = database.engine_session()
     if database.engine.dialect.name == "postgresql":
         session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
     return session
-
-
-def _writing() -> Session:
-    """A short transaction that writes, straight on the engine. On SQLite it takes the write lock as it
-    begins: a transaction that read first cannot become a writer once another has committed meanwhile
-    ("database is locked" at once, whatever the busy timeout), which under load failed most builds."""
-    engine = database.engine
-    if engine.dialect.name == "sqlite":
-        return Session(bind=engine.execution_options(**{SQLITE_IMMEDIATE: True}), expire_on_commit=False)
-    return Session(bind=engine, expire_on_commit=False)
 
 
 def claim_next(now: datetime | None = None) -> tuple[uuid.UUID, int] | None:
     """Claim the next export to build, a queued one or one whose worker stopped: (id, attempt)."""
     stale_before = (now or utcnow()) - timedelta(seconds=LEASE_SECONDS)
     # Every second's poll only reads: on SQLite a writer waits for all others, and most polls find nothing.
-    with Session(bind=database.engine) as session:
+    with database.engine_session() as session:
         if not repository.has_claimable_export(session, stale_before):
             return None
-    with _writing() as session:
+    with database.engine_session(write=True) as session:
         claimed = repository.claim_export(session, stale_before)
         session.commit()
         return claimed
@@ -74,7 +62,7 @@ def heartbeat(export_id: uuid.UUID, attempt: int) -> Iterator[None]:
     def beat() -> None:
         while not done.wait(HEARTBEAT_SECONDS):
             try:
-                with _writing() as session:
+                with database.engine_session(write=True) as session:
                     renewed = repository.beat(session, export_id, attempt)
                     session.commit()
             except Exception:
@@ -101,7 +89,7 @@ def _progress_writer(export_id: uuid.UUID) -> service.Progress:
         if now - last < PROGRESS_EVERY_SECONDS and fraction < 1.0:
             return
         last = now
-        with _writing() as session:
+        with database.engine_session(write=True) as session:
             repository.set_progress(session, export_id, min(fraction, 0.99))
             session.commit()
 
@@ -109,7 +97,7 @@ def _progress_writer(export_id: uuid.UUID) -> service.Progress:
 
 
 def _fail(export_id: uuid.UUID, message: str) -> None:
-    with _writing() as session:
+    with database.engine_session(write=True) as session:
         repository.mark_failed(session, export_id, message)
         session.commit()
 
@@ -137,7 +125,7 @@ def _build(export_id: uuid.UUID) -> None:
         if export is None:
             return
         built = service.build_export_file(session, export, _progress_writer(export_id))
-    with _writing() as session:
+    with database.engine_session(write=True) as session:
         service.finish_export(session.get_one(Export, export_id), built)
         session.commit()
 
