@@ -112,6 +112,7 @@ API: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/projects/{project_id}/raters"): Rule((401, 404, 403, 200)),
     ("GET", "/api/v1/projects/{project_id}/export"): Rule((401, 404, 403, 200)),
     ("GET", "/api/v1/projects/{project_id}/export/preview"): Rule((401, 404, 403, 200)),
+    ("GET", "/api/v1/projects/{project_id}/progress"): Rule((401, 404, 403, 200)),
     ("POST", "/api/v1/projects/{project_id}/exports"): Rule(
         (401, 404, 403, 202), json=lambda w: {"format": "kto"}
     ),

@@ -20,7 +20,10 @@ class ItemAlreadyAnnotated(Conflict):
 
 class ItemCompleted(Conflict):
     code = "item_completed"
-    message = "This item already has all its annotations; your lease had expired. Ask for the next item."
+    message = (
+        "This item already has all the annotations it needs: your lease had expired, or the project now asks"
+        " for fewer per item. Ask for the next item."
+    )
 
 
 class AssignmentSkipped(Conflict):

@@ -145,6 +145,9 @@ def _current_lease(project_id: IdOrParam, user_id: IdOrParam, now: TimeOrParam) 
             Assignment.project_id == project_id,
             Assignment.status == "leased",
             Assignment.expires_at >= now,
+            # A lease on an item that has enough without it (the project now asks for fewer raters per item)
+            # could only be refused: the rater moves on, and the lease keeps its slot until it expires.
+            ~sa.exists().where(Item.id == Assignment.item_id, Item.is_complete),
         )
         .order_by(Assignment.created_at)
         .limit(1)
@@ -494,7 +497,9 @@ def _count_vote(item_id: IdOrParam, annotations_per_item: IntOrParam, slot_retur
     reclaimed takes its slot back (slot_returned is 1)."""
     return (
         sa.update(Item)
-        .where(Item.id == item_id, Item.annotation_count < annotations_per_item)
+        # The mark as well as the count: a project's new number of raters per item marks its items at once,
+        # so a submit that read the old number still finds an item the change completed.
+        .where(Item.id == item_id, OPEN_ITEM, Item.annotation_count < annotations_per_item)
         .values(
             annotation_count=Item.annotation_count + 1,
             assigned_count=Item.assigned_count + slot_returned,

@@ -9,9 +9,18 @@ from fastapi import APIRouter, status
 from app.accounts.dependencies import CurrentAdmin, CurrentUser, DbSession
 from app.accounts.models import User
 from app.errors import ERROR_RESPONSES
+from app.items import service as items_service
 from app.projects import service
 from app.projects.models import ProjectMembership
-from app.projects.schemas import MemberAdd, MemberRead, ProjectCreate, ProjectList, ProjectRead, ProjectUpdate
+from app.projects.schemas import (
+    MemberAdd,
+    MemberRead,
+    ProjectCreate,
+    ProjectList,
+    ProjectProgress,
+    ProjectRead,
+    ProjectUpdate,
+)
 from app.routing import TransactionalRoute
 
 router = APIRouter(
@@ -33,6 +42,21 @@ def list_projects(user: CurrentUser, session: DbSession, include_archived: bool 
 @router.get("/projects/{project_id}", response_model=ProjectRead)
 def read_project(project_id: uuid.UUID, user: CurrentUser, session: DbSession) -> ProjectRead:
     return ProjectRead.model_validate(service.get_project(session, project_id, user))
+
+
+@router.get("/projects/{project_id}/progress", response_model=ProjectProgress)
+def read_progress(project_id: uuid.UUID, user: CurrentUser, session: DbSession) -> ProjectProgress:
+    project = service.get_project_for_admin(session, project_id, user)
+    progress = items_service.progress_by_project(session, [project.id])[project.id]
+    return ProjectProgress(
+        items_total=progress.total,
+        items_complete=progress.complete,
+        items_in_progress=progress.in_progress,
+        items_left=progress.left,
+        percent_complete=round(progress.percent_complete, 2),
+        annotations=progress.annotations,
+        annotations_per_item=project.annotations_per_item,
+    )
 
 
 @router.patch("/projects/{project_id}", response_model=ProjectRead)

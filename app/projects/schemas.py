@@ -102,9 +102,12 @@ class MemberRead(BaseModel):
 
 
 class ProjectProgress(BaseModel):
+    """Live items only: gold checks and training items are not part of the work to finish."""
+
     items_total: int
     items_complete: int
     items_in_progress: int
     items_left: int
+    percent_complete: float
     annotations: int
-    annotations_today: int
+    annotations_per_item: int

@@ -15,6 +15,7 @@ from app.accounts import service as accounts_service
 from app.accounts.models import User
 from app.audit import service as audit
 from app.errors import Forbidden
+from app.items import service as items_service
 from app.projects import exceptions, policies
 from app.projects.models import GuidelineVersion, Project, ProjectMembership
 from app.projects.questions import Question, parse_questions, questions_to_json
@@ -147,6 +148,8 @@ def update_project(session: Session, project: Project, data: ProjectUpdate, acto
         if value is not None:
             setattr(project, field, value)
     session.flush()
+    if project.annotations_per_item != before["annotations_per_item"]:
+        items_service.mark_complete_by(session, project.id, project.annotations_per_item)
     after = _snapshot(project)
     if before != after:
         changed = [k for k in AUDITED_FIELDS if before[k] != after[k]]

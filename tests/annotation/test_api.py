@@ -6,9 +6,10 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
 
 from app.annotation import repository
-from tests.factories import Persona, add_members, create_project, import_lines, pair_lines
+from tests.factories import Persona, add_members, create_project, import_lines, make_persona, pair_lines
 
 
 def _setup(client: TestClient, admin: Persona, *members: Persona, n: int = 3, **overrides: Any) -> str:
@@ -153,3 +154,67 @@ class TestNextAndSubmit:
         project_id = _setup(client, admin, annotator)
         client.patch(f"/api/v1/projects/{project_id}", json={"status": "paused"}, headers=admin.headers)
         assert _next(client, annotator, project_id).status_code == 204
+
+
+def _progress(client: TestClient, admin: Persona, project_id: str) -> dict[str, Any]:
+    response = client.get(f"/api/v1/projects/{project_id}/progress", headers=admin.headers)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def _set_per_item(client: TestClient, admin: Persona, project_id: str, n: int) -> None:
+    changed = client.patch(
+        f"/api/v1/projects/{project_id}", json={"annotations_per_item": n}, headers=admin.headers
+    )
+    assert changed.status_code == 200, changed.text
+
+
+class TestRatersPerItemChanged:
+    def test_raising_it_reopens_finished_items_for_more_raters(
+        self, client: TestClient, admin: Persona, annotator: Persona, second_annotator: Persona
+    ) -> None:
+        project_id = _setup(client, admin, annotator, second_annotator, n=2, annotations_per_item=1)
+        assert {_judge(client, annotator, project_id) for _ in range(2)} != {None}
+        assert _judge(client, second_annotator, project_id) is None
+        assert _progress(client, admin, project_id)["items_complete"] == 2
+
+        _set_per_item(client, admin, project_id, 2)
+
+        progress = _progress(client, admin, project_id)
+        assert (progress["items_complete"], progress["items_left"]) == (0, 2)
+        assert progress["annotations_per_item"] == 2
+        # The rater who judged both items is not given them again; the other rater gets both.
+        assert _judge(client, annotator, project_id) is None
+        second = [_judge(client, second_annotator, project_id) for _ in range(3)]
+        assert second[2] is None and len(set(second[:2]) - {None}) == 2
+        progress = _progress(client, admin, project_id)
+        assert (progress["items_complete"], progress["items_left"], progress["annotations"]) == (2, 0, 4)
+        assert progress["percent_complete"] == 100.0
+
+    def test_lowering_it_finishes_items_that_now_have_enough(
+        self,
+        client: TestClient,
+        session: Session,
+        admin: Persona,
+        annotator: Persona,
+        second_annotator: Persona,
+    ) -> None:
+        third = make_persona(session, "third_annotator", "annotator")
+        project_id = _setup(client, admin, annotator, second_annotator, third, n=2, annotations_per_item=3)
+        for rater in (annotator, second_annotator):
+            assert None not in {_judge(client, rater, project_id) for _ in range(2)}
+        # The third rater holds a lease on an item that is about to have enough.
+        held = _next(client, third, project_id).json()
+
+        _set_per_item(client, admin, project_id, 2)
+
+        progress = _progress(client, admin, project_id)
+        assert (progress["items_complete"], progress["items_left"], progress["annotations"]) == (2, 0, 4)
+        late = client.post(
+            f"/api/v1/assignments/{held['assignment_id']}/annotation",
+            json=_prefer_first(held),
+            headers=third.headers,
+        )
+        assert late.status_code == 409 and "already has" in late.json()["detail"]
+        assert _next(client, third, project_id).status_code == 204
+        assert _progress(client, admin, project_id)["annotations"] == 4
