@@ -491,19 +491,32 @@ def _lock_assignment_with_project_statement() -> sa.Select[Assignment, Project]:
     )
 
 
-def _count_vote(item_id: IdOrParam, annotations_per_item: IntOrParam, slot_returned: IntOrParam) -> sa.Update:
+def _per_item_now(project_id: IdOrParam) -> sa.ScalarSelect[int]:
+    """The project's number of raters per item as it stands, not as the submit read it at its start. FOR SHARE
+    waits for an admin's save of the project (which locks the row) to commit and then reads the saved number,
+    and an admin's save waits for submits in flight: a number raised mid-campaign never lets a late submit mark
+    an item complete by the old number."""
+    return (
+        sa.select(Project.annotations_per_item)
+        .where(Project.id == project_id)
+        .with_for_update(read=True)
+        .scalar_subquery()
+    )
+
+
+def _count_vote(item_id: IdOrParam, project_id: IdOrParam, slot_returned: IntOrParam) -> sa.Update:
     """Count a vote on its item unless the item is already complete: one guarded UPDATE, so concurrent submits
     on the item queue on its row and each sees the count the one before it left. A lease that expired and was
     reclaimed takes its slot back (slot_returned is 1)."""
+    per_item = _per_item_now(project_id)
     return (
         sa.update(Item)
-        # The mark as well as the count: a project's new number of raters per item marks its items at once,
-        # so a submit that read the old number still finds an item the change completed.
-        .where(Item.id == item_id, OPEN_ITEM, Item.annotation_count < annotations_per_item)
+        # The mark as well as the count: a project's new number of raters per item marks its items at once.
+        .where(Item.id == item_id, OPEN_ITEM, Item.annotation_count < per_item)
         .values(
             annotation_count=Item.annotation_count + 1,
             assigned_count=Item.assigned_count + slot_returned,
-            is_complete=Item.annotation_count + 1 >= annotations_per_item,
+            is_complete=Item.annotation_count + 1 >= per_item,
         )
         .returning(Item.id)
         # The hot path never holds the Item in the session: nothing to bring up to date.
@@ -530,7 +543,6 @@ def store_live_annotation(
     annotation: Annotation,
     assignment: Assignment,
     *,
-    annotations_per_item: int,
     finished_at: datetime,
 ) -> bool:
     """Count the annotation on its live item, store it and mark its assignment submitted; False, with nothing
@@ -538,14 +550,14 @@ def store_live_annotation(
     slot_returned = 0 if assignment.status == "leased" else 1
     if not _is_postgresql(session):
         counted = session.execute(
-            _count_vote(annotation.item_id, annotations_per_item, slot_returned)
+            _count_vote(annotation.item_id, annotation.project_id, slot_returned)
         ).first()
         if counted is None:
             return False
         add_submitted(session, annotation, assignment, finished_at)
         return True
     parameters = {f"a_{column}": getattr(annotation, column) for column in _STORED_COLUMNS}
-    parameters |= {"per_item": annotations_per_item, "slot_returned": slot_returned, "finished": finished_at}
+    parameters |= {"slot_returned": slot_returned, "finished": finished_at}
     stored = session.scalar(_store_live_annotation_statement(), parameters)
     if not stored:
         return False
@@ -563,7 +575,7 @@ def _store_live_annotation_statement() -> sa.Select[Any]:
     values = {name: sa.bindparam(f"a_{name}", type_=table.c[name].type) for name in _STORED_COLUMNS}
     counted = _count_vote(
         values["item_id"],
-        sa.bindparam("per_item", type_=sa.Integer),
+        values["project_id"],
         sa.bindparam("slot_returned", type_=sa.Integer),
     ).cte("counted")
     stored = (

@@ -240,7 +240,6 @@ def _submit(
             session,
             annotation,
             assignment,
-            annotations_per_item=project.annotations_per_item,
             finished_at=now,
         )
         if not stored:

@@ -5,13 +5,19 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import Counter
+from typing import Any
 
 import httpx
 import pytest
 import sqlalchemy as sa
 
 from app.accounts import service as accounts_service
+from app.accounts.models import User
 from app.annotation.models import Annotation, AnnotationRevision
+from app.items.models import Item
+from app.projects import service as projects_service
+from app.projects.models import Project
+from app.projects.schemas import ProjectUpdate
 from tests.conftest import _backend
 from tests.factories import PAIRWISE_QUESTIONS, pair_lines
 from tests.threads import at_once
@@ -131,3 +137,62 @@ def test_simultaneous_corrections_of_one_annotation_all_land_in_its_history(live
     kept = [rationale for _, rationale in history]
     assert kept[0] == "first"
     assert sorted([*kept[1:], final["rationale"]]) == sorted(f"fix {n}" for n in range(CORRECTIONS))
+
+
+def test_a_submit_during_a_raise_of_raters_per_item_counts_by_the_new_number(live_server) -> None:  # type: ignore[no-untyped-def]
+    """An admin raises raters per item from 2 to 3 while the second rater's submit is on its way: the submit
+    waits for the save and the item stays open for a third rater, instead of closing by the old number."""
+    project, users = seed_project(
+        live_server.sessions,
+        pair_lines(1),
+        usernames=("first", "second", "third"),
+        questions=PAIRWISE_QUESTIONS,
+        annotations_per_item=2,
+    )
+    with live_server.sessions() as session:
+        tokens = [accounts_service.issue_token(session, user, "raise")[1] for user in users]
+        admin = session.scalars(sa.select(User).where(User.username == "boss")).one()
+        session.commit()
+
+    def client_for(token: str) -> httpx.Client:
+        return httpx.Client(
+            base_url=live_server.url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+        )
+
+    def take(client: httpx.Client) -> dict[str, Any]:
+        leased = client.post(f"/api/v1/projects/{project.id}/assignments/next")
+        assert leased.status_code == 200, leased.text
+        return dict(leased.json())
+
+    def answer(client: httpx.Client, assignment: dict[str, Any]) -> httpx.Response:
+        choice = assignment["item"]["responses"][0]["id"]
+        return client.post(
+            f"/api/v1/assignments/{assignment['assignment_id']}/annotation",
+            json={"answers": {"overall": {"choice": choice}}},
+        )
+
+    with client_for(tokens[0]) as first, client_for(tokens[1]) as second, client_for(tokens[2]) as third:
+        assert answer(first, take(first)).status_code == 201
+        held = take(second)
+        submitted: list[httpx.Response] = []
+        with live_server.sessions() as admin_session:
+            saved = admin_session.get_one(Project, project.id)
+            projects_service.update_project(
+                admin_session, saved, ProjectUpdate(annotations_per_item=3), admin_session.merge(admin)
+            )
+            late = threading.Thread(target=lambda: submitted.append(answer(second, held)))
+            late.start()
+            late.join(timeout=1.5)
+            # The submit waits on the project row until the save commits.
+            assert late.is_alive() and submitted == []
+            admin_session.commit()
+        late.join(timeout=30)
+        assert [response.status_code for response in submitted] == [201]
+        with live_server.sessions() as session:
+            item = session.scalars(sa.select(Item).where(Item.project_id == project.id)).one()
+            assert (item.annotation_count, item.is_complete) == (2, False)
+        # The third rater is given the item and completes it by the new number.
+        assert answer(third, take(third)).status_code == 201
+    with live_server.sessions() as session:
+        item = session.scalars(sa.select(Item).where(Item.project_id == project.id)).one()
+        assert (item.annotation_count, item.is_complete) == (3, True)
