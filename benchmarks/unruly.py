@@ -2,8 +2,9 @@
 
 Each rater works from several clients at once (tabs), submits twice, corrects an answer from two tabs, skips,
 sends malformed answers and asks for assignments that do not exist; two admins meanwhile edit the guidelines,
-exclude and re-include raters, preview exports, read agreement and start snapshots. Every answer must be a
-2xx or a 4xx that says what is wrong; the data must keep the load test's invariants.
+exclude and re-include raters, pause and resume the project, lower the number of raters per item and raise
+it back, preview exports, read agreement and start snapshots. Every answer must be a 2xx or a 4xx that says
+what is wrong; the data must keep the load test's invariants once the project is back as it was.
 
 python -m benchmarks.unruly [--backend postgresql|sqlite] [--seconds 60]
 Loopback only, bounded in time. Exits non-zero on any 5xx, dropped connection, 4xx without a message,
@@ -149,6 +150,7 @@ async def admin(
     client: httpx.AsyncClient,
     project_id: str,
     rater_ids: list[uuid.UUID],
+    per_item: int,
     until: float,
     seen: Unruly,
     seed: int,
@@ -160,7 +162,9 @@ async def admin(
     step = 0
     while time.monotonic() < until:
         step += 1
-        action = rng.choice(["guidelines", "exclude", "preview", "agreement", "raters", "snapshot"])
+        action = rng.choice(
+            ["guidelines", "exclude", "pause", "per item", "preview", "agreement", "raters", "snapshot"]
+        )
         if action == "guidelines":
             await seen.call(
                 client,
@@ -184,6 +188,17 @@ async def admin(
             await seen.call(
                 client, "include rater", "POST", f"{project}/raters/{rater_id}/include", headers=headers
             )
+        elif action in ("pause", "per item"):
+            # A change and its undoing, a moment apart: each admin leaves the project as it found it, so the
+            # invariants hold at the end whatever the two admins' changes interleave to.
+            field, changed, restored = (
+                ("status", "paused", "active")
+                if action == "pause"
+                else ("annotations_per_item", per_item - 1, per_item)
+            )
+            for value in (changed, restored):
+                await seen.call(client, action, "PATCH", project, json={field: value}, headers=headers)
+                await asyncio.sleep(rng.random())
         elif action == "preview":
             aggregation = rng.choice(["majority", "dawid-skene"])
             await seen.call(
@@ -222,13 +237,15 @@ async def snapshot_outcomes(client: httpx.AsyncClient, project_id: str, wait_s: 
         await asyncio.sleep(0.5)
 
 
-async def run(url: str, seeded: Any, tabs: int, seconds: float, seen: Unruly) -> tuple[float, Counter[str]]:
+async def run(
+    url: str, seeded: Any, tabs: int, per_item: int, seconds: float, seen: Unruly
+) -> tuple[float, Counter[str]]:
     until = time.monotonic() + seconds
     project_id = str(seeded.project_id)
     async with async_client(url, len(seeded.tokens) * tabs + 2) as client:
         started = time.perf_counter()
         await asyncio.gather(
-            *(admin(client, project_id, seeded.user_ids, until, seen, n) for n in range(2)),
+            *(admin(client, project_id, seeded.user_ids, per_item, until, seen, n) for n in range(2)),
             *(
                 rater(client, token, project_id, until, seen, i * tabs + tab)
                 for i, token in enumerate(seeded.tokens)
@@ -250,12 +267,16 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--json")
     args = parser.parse_args()
+    if args.per_item < 2:
+        parser.error("--per-item must be at least 2: the admins lower it by one and raise it back")
     url = fresh_database(args.backend, "prefhub_unruly")
     seeded = seed_project(url, args.items, args.raters, annotations_per_item=args.per_item)
     server = start_server(url, args.workers if args.backend == "postgresql" else 1)
     seen = Unruly()
     try:
-        elapsed, snapshots = asyncio.run(run(server.url, seeded, args.tabs, args.seconds, seen))
+        elapsed, snapshots = asyncio.run(
+            run(server.url, seeded, args.tabs, args.per_item, args.seconds, seen)
+        )
     finally:
         server.stop()
     tally = Tally(target=0, acknowledged=sorted(seen.acknowledged))
