@@ -105,6 +105,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
         )
     import uvicorn
 
+    from app.serving import KEEP_ALIVE_S
+
     uvicorn.run(
         "app.asgi:app",
         host=args.host,
@@ -112,6 +114,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
         log_level="warning",
         proxy_headers=True,
         access_log=False,
+        timeout_keep_alive=KEEP_ALIVE_S,
     )
 
 

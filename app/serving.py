@@ -41,6 +41,12 @@ ACCEPT_DELAY_CAP_S = 0.02
 IN_USE_WINDOW_S = 1.0
 # nginx's keepalive_requests default: rare enough that a reconnect's handshake stays out of the p99.
 REQUESTS_PER_CONNECTION = 1000
+# How long an idle connection stays open. gunicorn's default is 2 s (uvicorn's 5 s): a client that reuses a
+# connection just as the server closes it sees it drop mid-request (the unruly load's raters met it as a
+# "connection ReadError"), and clients that pause longer reconnect each time. 75 s, nginx's keepalive_timeout,
+# outlasts the idle timeouts of clients and proxies (httpx 5 s, nginx upstreams and AWS load balancers 60 s),
+# so they close an idle connection first, never the server under them.
+KEEP_ALIVE_S = 75
 # Out of file descriptors: stop accepting for a moment rather than spin on the error.
 ACCEPT_BACKOFF_S = 0.1
 
@@ -185,7 +191,11 @@ class FairServer(Server):
 
 
 class FairUvicornWorker(UvicornWorker):
-    CONFIG_KWARGS = {**UvicornWorker.CONFIG_KWARGS, "http": RecyclingHttpToolsProtocol}
+    CONFIG_KWARGS = {
+        **UvicornWorker.CONFIG_KWARGS,
+        "http": RecyclingHttpToolsProtocol,
+        "timeout_keep_alive": KEEP_ALIVE_S,
+    }
 
     async def _serve(self) -> None:
         self.config.app = self.wsgi

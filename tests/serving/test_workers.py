@@ -118,6 +118,22 @@ def test_a_connection_is_closed_after_its_share_of_requests(served: Served) -> N
     assert after[1] is None
 
 
+def test_a_connection_left_idle_for_a_few_seconds_is_still_open(served: Served) -> None:
+    """A client that pauses between requests (a rater reading, a script between calls) reuses its connection:
+    at gunicorn's default of 2 s the server had closed it, and a request sent as it closed was lost."""
+    connection = http.client.HTTPConnection("127.0.0.1", served.port, timeout=5)
+    try:
+        first = _get(connection)
+        socket_before = connection.sock
+        time.sleep(3)
+        # Sent on the same socket: a server that had closed it would drop this request (RemoteDisconnected).
+        second = _get(connection)
+        assert connection.sock is socket_before
+    finally:
+        connection.close()
+    assert first[0] == second[0], "the same connection is served by the same worker"
+
+
 class _Connection:
     def __init__(self, last_request_at: float | None) -> None:
         if last_request_at is not None:
