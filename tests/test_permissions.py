@@ -172,6 +172,7 @@ PAGES: dict[tuple[str, str], Rule] = {
     ("GET", "/admin/audit"): Rule((303, 403, 403, 200)),
     ("GET", "/projects/{project_id}/quality"): Rule((303, 403, 403, 200)),
     ("GET", "/projects/{project_id}/agreement"): Rule((303, 403, 403, 200)),
+    ("GET", "/projects/{project_id}/agreement/glance"): Rule((303, 403, 403, 200)),
     ("GET", "/projects/{project_id}/agreement/plots/{name}.svg"): Rule((303, 403, 403, 200)),
     ("GET", "/projects/{project_id}/agreement/plots/{name}.csv"): Rule((303, 403, 403, 200)),
     ("GET", "/projects/{project_id}/export"): Rule((303, 403, 403, 200)),

@@ -137,6 +137,18 @@ def agreement_page(
     return render(request, "agreement/dashboard.html", context)
 
 
+@router.get("/projects/{project_id}/agreement/glance")
+def agreement_glance(
+    request: Request, project_id: uuid.UUID, admin: PageAdmin, session: DbSession
+) -> Response:
+    """The project card's agreement figure, fetched after the list has shown (it reads every answer)."""
+    project = _project(session, project_id, admin)
+    glance = service.agreement_at_a_glance(session, project)
+    statistic, value, _ci, reason = plots.headline(glance) if glance is not None else ("", None, None, None)
+    context = {"project": project, "glance": glance, "statistic": statistic, "value": value, "reason": reason}
+    return render(request, "agreement/_glance.html", context)
+
+
 def _plot_source(name: str) -> tuple[bool, bool]:
     """Which computations a plot needs: (agreement figures, leaderboard)."""
     return name != "leaderboard", name == "leaderboard"

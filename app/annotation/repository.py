@@ -628,6 +628,22 @@ def count_user_annotations_since(
     )
 
 
+def count_raters_holding_leases(
+    session: Session, project_ids: list[uuid.UUID], now: datetime
+) -> dict[uuid.UUID, int]:
+    """Per project, how many raters hold an unexpired lease: who is on an item now (the leases index)."""
+    rows = session.execute(
+        sa.select(Assignment.project_id, sa.func.count(sa.distinct(Assignment.user_id)))
+        .where(
+            Assignment.project_id.in_(project_ids),
+            Assignment.status == "leased",
+            Assignment.expires_at >= now,
+        )
+        .group_by(Assignment.project_id)
+    )
+    return {project_id: int(count) for project_id, count in rows}
+
+
 def count_open_items(session: Session, project_id: uuid.UUID) -> int:
     return (
         session.scalar(

@@ -357,6 +357,13 @@ def list_recent_annotations(
     return repo.recent_annotations(session, user.id, limit=limit, project_id=project_id)
 
 
+def raters_working_now(session: Session, project_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """Per project, the raters on an item now (holding an unexpired lease); projects with none are left out."""
+    if not project_ids:
+        return {}
+    return repo.count_raters_holding_leases(session, project_ids, utcnow())
+
+
 # Counting a large project's open items costs a scan of its queue index; raters see the figure after every
 # submit, so each process reuses it for a few seconds. A stale count by a few items is harmless here.
 OPEN_ITEMS_TTL_S = 10.0

@@ -64,12 +64,21 @@ def home(request: Request, user: OptionalPageUser, session: DbSession) -> Respon
         return redirect(request, "/login")
     projects = service.list_projects(session, user)
     progress = items_service.progress_by_project(session, [p.id for p in projects])
+    working = (
+        annotation_service.raters_working_now(session, [p.id for p in projects]) if user.is_admin else {}
+    )
     recent = annotation_service.list_recent_annotations(session, user, limit=10)
     names = {p.id: p.name for p in projects}
     return render(
         request,
         "projects/home.html",
-        {"projects": projects, "progress": progress, "recent": recent, "project_names": names},
+        {
+            "projects": projects,
+            "progress": progress,
+            "working": working,
+            "recent": recent,
+            "project_names": names,
+        },
     )
 
 

@@ -17,9 +17,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.accounts import service as accounts_service
 from app.accounts.models import User
+from app.agreement import service
 from app.projects.models import Project
 from tests.agreement.test_service import annotate, make_item, make_project
-from tests.factories import PASSWORD, Persona, add_members, create_project
+from tests.factories import PASSWORD, Persona, add_members, create_project, import_lines, pair_lines
 
 _CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 MODELS = ("gpt4_1106_preview", "claude-2", "Mistral-7B-Instruct-v0.2", "llama-2-70b-chat-hf")
@@ -213,6 +214,58 @@ class TestDashboard:
         html = _page(client, project["id"]).text
         assert "No two raters share an item yet." in html
         assert "No battles between named models yet." in html
+
+
+class TestProjectListGlance:
+    """The project list shows admins each project's agreement and who is on an item now."""
+
+    def test_the_glance_gives_the_first_questions_alpha_as_the_dashboard_does(
+        self, client: TestClient, session: Session, admin: Persona, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(service, "GLANCE_TTL_S", 0.0)
+        project = seed_dashboard(session, admin.user, n_items=40)
+        session.commit()
+        log_in(client, admin)
+        figures = client.get(
+            f"/api/v1/projects/{project.id}/agreement", params={"n_boot": 0}, headers=admin.headers
+        ).json()
+        overall = figures["questions"][0]
+        alpha = overall["krippendorff_alpha"]["nominal"]
+        html = _page(client, project.id, "/glance").text
+        assert f"α nominal {alpha:.2f}" in html
+        assert f"{round(overall['percent_agreement'] * 100)}% agree" in html
+        assert "Which response is better overall?" in html
+        assert f'href="/projects/{project.id}/agreement"' in html
+        home = client.get("/").text
+        assert f'hx-get="/projects/{project.id}/agreement/glance"' in home
+
+    def test_a_project_without_answers_says_so_and_counts_raters_on_an_item(
+        self,
+        client: TestClient,
+        admin: Persona,
+        annotator: Persona,
+        second_annotator: Persona,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        monkeypatch.setattr(service, "GLANCE_TTL_S", 0.0)
+        project = create_project(client, admin, gold_rate=0)
+        add_members(client, admin, project["id"], annotator, second_annotator)
+        import_lines(client, admin, project["id"], pair_lines(3))
+        for rater in (annotator, second_annotator):
+            leased = client.post(f"/api/v1/projects/{project['id']}/assignments/next", headers=rater.headers)
+            assert leased.status_code == 200
+        log_in(client, admin)
+        assert "agreement: not yet" in _page(client, project["id"], "/glance").text
+        assert "Raters on an item now: 2" in client.get("/").text
+
+    def test_annotators_see_neither(self, client: TestClient, admin: Persona, annotator: Persona) -> None:
+        project = create_project(client, admin)
+        add_members(client, admin, project["id"], annotator)
+        log_in(client, annotator)
+        home = client.get("/").text
+        assert project["name"] in home
+        assert "Raters on an item now" not in home and "/agreement/glance" not in home
+        assert _page(client, project["id"], "/glance").status_code == 403
 
 
 @pytest.mark.browser
