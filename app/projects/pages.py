@@ -159,6 +159,7 @@ def project_page(request: Request, project_id: uuid.UUID, admin: PageAdmin, sess
             "versions": service.list_guideline_versions(session, project.id),
             "events": events,
             "error": None,
+            "questions": service.project_questions(project),
             "questions_json": json.dumps(project.questions, indent=2, ensure_ascii=False),
         },
     )

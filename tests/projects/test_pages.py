@@ -101,3 +101,40 @@ def test_an_unknown_address_keeps_the_logged_in_navigation_and_projects_leads_ho
 
     listed = client.get("/projects", follow_redirects=False)
     assert listed.status_code == 307 and listed.headers["location"] == "/"
+
+
+def test_the_project_page_lists_its_questions_as_raters_answer_them(
+    client: TestClient, admin: Persona
+) -> None:
+    questions = [
+        {
+            "name": "overall",
+            "kind": "preference",
+            "title": "Which is <b>better</b>?",
+            "allow_both_bad": False,
+            "strength": {"labels": ["a little", "a lot"]},
+        },
+        {
+            "name": "helpful",
+            "kind": "rating",
+            "min": 1,
+            "max": 5,
+            "labels": {"1": "useless", "5": "excellent"},
+        },
+        {"name": "topic", "kind": "label", "options": ["code", "prose"], "required": False},
+        {"name": "why", "kind": "text", "max_length": 800},
+    ]
+    project = create_project(client, admin, questions=questions)
+    _logged_in(client, "admin")
+    html = client.get(f"/projects/{project['id']}").text
+    table = html.split('class="table questions-table"', 1)[1].split("</table>", 1)[0]
+    rows = [re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", row)).strip() for row in table.split("<tr>")[2:]]
+    assert rows == [
+        "overall Which is &lt;b&gt;better&lt;/b&gt;? The better of two responses · tie allowed"
+        " Strength: a little · a lot",
+        "helpful Helpful A score for each response from 1 to 5 (ordinal scale) · 1 useless · 5 excellent",
+        "topic Topic (optional) One of: code · prose",
+        "why Why (optional) Free text, up to 800 characters",
+    ]
+    # The JSON stays on the page for copying into an API call.
+    assert "As JSON (for the API)" in html and "&#34;max_length&#34;: 800" in html
