@@ -144,8 +144,8 @@ def agreement_glance(
     """The project card's agreement figure, fetched after the list has shown (it reads every answer)."""
     project = _project(session, project_id, admin)
     glance = service.agreement_at_a_glance(session, project)
-    statistic, value, _ci, reason = plots.headline(glance) if glance is not None else ("", None, None, None)
-    context = {"project": project, "glance": glance, "statistic": statistic, "value": value, "reason": reason}
+    statistic, value = plots.headline(glance)[:2] if glance is not None else ("", None)
+    context = {"project": project, "glance": glance, "statistic": statistic, "value": value}
     return render(request, "agreement/_glance.html", context)
 
 

@@ -491,16 +491,16 @@ def _lock_assignment_with_project_statement() -> sa.Select[Assignment, Project]:
     )
 
 
-def _per_item_now(project_id: IdOrParam) -> sa.ScalarSelect[int]:
+def _per_item_now(project_id: IdOrParam) -> sa.Subquery:
     """The project's number of raters per item as it stands, not as the submit read it at its start. FOR SHARE
     waits for an admin's save of the project (which locks the row) to commit and then reads the saved number,
     and an admin's save waits for submits in flight: a number raised mid-campaign never lets a late submit mark
     an item complete by the old number."""
     return (
-        sa.select(Project.annotations_per_item)
+        sa.select(Project.annotations_per_item.label("n"))
         .where(Project.id == project_id)
         .with_for_update(read=True)
-        .scalar_subquery()
+        .subquery("per_item_now")
     )
 
 
@@ -508,7 +508,8 @@ def _count_vote(item_id: IdOrParam, project_id: IdOrParam, slot_returned: IntOrP
     """Count a vote on its item unless the item is already complete: one guarded UPDATE, so concurrent submits
     on the item queue on its row and each sees the count the one before it left. A lease that expired and was
     reclaimed takes its slot back (slot_returned is 1)."""
-    per_item = _per_item_now(project_id)
+    # Read once, in the UPDATE's FROM, for both the guard and the mark.
+    per_item = _per_item_now(project_id).c.n
     return (
         sa.update(Item)
         # The mark as well as the count: a project's new number of raters per item marks its items at once.

@@ -352,18 +352,17 @@ def set_gold(
     return item
 
 
-def mark_complete_by(session: Session, project_id: uuid.UUID, annotations_per_item: int) -> int:
+def mark_complete_by(session: Session, project_id: uuid.UUID, annotations_per_item: int) -> None:
     """Mark the project's live items complete, or open again, by a new number of raters per item: raised, an
-    item that had enough has room again; lowered, one that now has enough stops being handed out. Returns how
-    many items changed. Submits check the mark, so none counted after this ends up over the new number."""
+    item that had enough has room again; lowered, one that now has enough stops being handed out. Submits check
+    the mark, so none counted after this ends up over the new number."""
     has_enough = Item.annotation_count >= annotations_per_item
-    changed = session.execute(
+    session.execute(
         sa.update(Item)
         .where(Item.project_id == project_id, Item.purpose == "live", Item.is_complete != has_enough)
         .values(is_complete=has_enough)
         .execution_options(synchronize_session=False)
     )
-    return int(changed.rowcount)  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
