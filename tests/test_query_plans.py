@@ -126,7 +126,9 @@ def _submit_votes(client: TestClient, project_id: str, *personas: Persona) -> No
             if response.status_code != 200:
                 break
             assignment = response.json()
-            choice = assignment["item"]["responses"][0]["id"]
+            # Each rater sees the responses in their own random order: pick by id so that both raters agree
+            # and the cleaned preference export has rows to read.
+            choice = min(r["id"] for r in assignment["item"]["responses"])
             submitted = client.post(
                 f"/api/v1/assignments/{assignment['assignment_id']}/annotation",
                 json={"answers": {"overall": {"choice": choice, "strength": 2}}},
