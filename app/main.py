@@ -27,6 +27,7 @@ def _routers() -> list:
     from app.annotation import api as annotation_api
     from app.annotation import pages as annotation_pages
     from app.audit import api as audit_api
+    from app.audit import pages as audit_pages
     from app.exports import api as exports_api
     from app.exports import pages as exports_pages
     from app.items import api as items_api
@@ -52,6 +53,7 @@ def _routers() -> list:
         training_pages.router,
         agreement_pages.router,
         exports_pages.router,
+        audit_pages.router,
     ]
 
 

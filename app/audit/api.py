@@ -43,8 +43,11 @@ def list_audit_events(
     admin: CurrentAdmin,
     session: DbSession,
     project_id: uuid.UUID | None = None,
+    action: Annotated[str | None, Query(max_length=80, description="only events of this action")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> AuditEventList:
-    events, total = service.list_events(session, project_id=project_id, limit=limit, offset=offset)
+    events, total = service.list_events(
+        session, project_id=project_id, action=action, limit=limit, offset=offset
+    )
     return AuditEventList(items=[AuditEventRead.model_validate(e) for e in events], total=total)

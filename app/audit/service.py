@@ -38,13 +38,22 @@ def record(
 
 
 def list_events(
-    session: Session, *, project_id: uuid.UUID | None = None, limit: int = 100, offset: int = 0
+    session: Session,
+    *,
+    project_id: uuid.UUID | None = None,
+    action: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
 ) -> tuple[list[AuditEvent], int]:
     query = sa.select(AuditEvent)
     if project_id is not None:
         query = query.where(AuditEvent.project_id == project_id)
+    if action:
+        query = query.where(AuditEvent.action == action)
     total = session.scalar(sa.select(sa.func.count()).select_from(query.subquery())) or 0
-    rows = session.scalars(query.order_by(AuditEvent.created_at.desc()).limit(limit).offset(offset)).all()
+    rows = session.scalars(
+        query.order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc()).limit(limit).offset(offset)
+    ).all()
     return list(rows), total
 
 

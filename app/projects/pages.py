@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from app.accounts.dependencies import DbSession, OptionalPageUser, PageAdmin, verify_csrf
 from app.annotation import service as annotation_service
 from app.audit import service as audit_service
+from app.audit.views import describe_events
 from app.errors import AppError
 from app.items import api as items_api
 from app.items import service as items_service
@@ -157,7 +158,7 @@ def project_page(request: Request, project_id: uuid.UUID, admin: PageAdmin, sess
             "progress": progress,
             "members": service.list_members(session, project.id),
             "versions": service.list_guideline_versions(session, project.id),
-            "events": events,
+            "events": describe_events(session, events),
             "error": None,
             "questions": service.project_questions(project),
             "questions_json": json.dumps(project.questions, indent=2, ensure_ascii=False),
@@ -227,12 +228,6 @@ def remove_member_submit(
     project = service.get_project(session, project_id, admin)
     service.remove_member(session, project, user_id, admin)
     return redirect(request, f"/projects/{project.id}#members")
-
-
-@router.get("/admin/audit")
-def audit_page(request: Request, admin: PageAdmin, session: DbSession) -> Response:
-    events, total = audit_service.list_events(session, limit=200)
-    return render(request, "projects/audit.html", {"events": events, "total": total})
 
 
 @router.post("/projects/{project_id}/import")
