@@ -146,7 +146,9 @@ def _target(event: AuditEvent, usernames: dict[uuid.UUID, str]) -> str:
 
 
 def _changes(before: dict[str, Any], after: dict[str, Any]) -> list[Change]:
-    fields = list(dict.fromkeys([*after, *before]))
+    # PostgreSQL's jsonb keeps no key order: show fields in the order of FIELD_LABELS, the rest by name.
+    known = list(FIELD_LABELS)
+    fields = sorted({*after, *before}, key=lambda f: (known.index(f) if f in known else len(known), f))
     changes = []
     for field in fields:
         old, new = before.get(field), after.get(field)
