@@ -173,6 +173,7 @@ PAGES: dict[tuple[str, str], Rule] = {
     ("GET", "/projects/{project_id}/quality"): Rule((303, 403, 403, 200)),
     ("GET", "/projects/{project_id}/agreement"): Rule((303, 403, 403, 200)),
     ("GET", "/projects/{project_id}/agreement/glance"): Rule((303, 403, 403, 200)),
+    ("GET", "/projects/{project_id}/progress/history"): Rule((303, 403, 403, 200)),
     ("GET", "/projects/{project_id}/agreement/plots/{name}.svg"): Rule((303, 403, 403, 200)),
     ("GET", "/projects/{project_id}/agreement/plots/{name}.csv"): Rule((303, 403, 403, 200)),
     ("GET", "/projects/{project_id}/export"): Rule((303, 403, 403, 200)),

@@ -470,3 +470,46 @@ def position_bias_chart(rows: Sequence[dict[str, Any]]) -> str:
         note = f"{share:.0%} · n={r['n']} · {_p(r['p_value'])}"
         body.append(_text(right + 10, cy + 15, note, size=11, fill=RED if biased else MUTED))
     return _svg(width, height, title, body, "bias-chart")
+
+
+# --------------------------------------------------------------------------------- progress over time
+
+
+def _nice_step(top: float, ticks: int = 4) -> float:
+    raw = max(top, 1) / ticks
+    magnitude = 10 ** math.floor(math.log10(raw))
+    return next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
+
+
+def daily_chart(days: Sequence[tuple[date, int]], pace: float, pace_days: int) -> str:
+    """Judgments per day as bars, oldest first, with the mean of the last pace_days days as a dashed line."""
+    title = _("Judgments per day (UTC), last %(n)s days", n=len(days))
+    if not days or not any(n for _d, n in days):
+        return _empty(title, _("No judgments in the last %(n)s days.", n=len(days)), "daily-plot")
+    width, left, right, top, bottom = 640, 48, 630, 20, 150
+    step = _nice_step(max(max(n for _d, n in days), pace))
+    ceiling = step * math.ceil(max(max(n for _d, n in days), pace) / step)
+    y = _scale(0, ceiling, bottom, top)
+    slot = (right - left) / len(days)
+    body = []
+    for tick in _ticks(0, ceiling, step):
+        body.append(_line(left, y(tick), right, y(tick), stroke=INK if tick == 0 else GRID))
+        body.append(_text(left - 6, y(tick) + 4, f"{tick:,.0f}", size=11, anchor="end", fill=MUTED))
+    for i, (day, count) in enumerate(days):
+        x = left + i * slot
+        tip = _("%(day)s — judgments: %(n)s", day=day.isoformat(), n=f"{count:,}")
+        if count:
+            body.append(
+                _rect(x + slot * 0.12, y(count), slot * 0.76, bottom - y(count), BLUE, cls="bar", tip=tip)
+            )
+        if (len(days) - 1 - i) % 7 == 0:
+            body.append(
+                _text(x + slot / 2, bottom + 15, day.strftime("%m-%d"), size=11, anchor="middle", fill=MUTED)
+            )
+    if pace > 0:
+        body.append(_line(left, y(pace), right, y(pace), stroke=ORANGE, width=1.5, dash="5 4", cls="pace"))
+        body.append(_line(right - 190, 6, right - 166, 6, stroke=ORANGE, width=1.5, dash="5 4"))
+        body.append(
+            _text(right - 160, 10, _("mean of the last %(n)s days", n=pace_days), size=11, fill=MUTED)
+        )
+    return _svg(width, bottom + 22, title, body, "daily-plot")

@@ -8,10 +8,12 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import Response
+from markupsafe import Markup
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from app.accounts.dependencies import DbSession, OptionalPageUser, PageAdmin, verify_csrf
+from app.agreement import plots
 from app.annotation import service as annotation_service
 from app.audit import service as audit_service
 from app.audit.views import describe_events
@@ -19,6 +21,7 @@ from app.errors import AppError
 from app.items import api as items_api
 from app.items import service as items_service
 from app.items.parsing import iter_jsonl_lines
+from app.projects import history as history_service
 from app.projects import service
 from app.projects.schemas import ProjectCreate, ProjectUpdate
 from app.routing import TransactionalRoute
@@ -143,6 +146,19 @@ def _form_error(error: Exception) -> str:
     if isinstance(error, ValidationError):
         return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()[:8])
     return str(error)
+
+
+@router.get("/projects/{project_id}/progress/history")
+def progress_history(
+    request: Request, project_id: uuid.UUID, admin: PageAdmin, session: DbSession
+) -> Response:
+    """The project page's progress over time, fetched after the page has shown."""
+    project = service.get_project(session, project_id, admin)
+    history = history_service.progress_history(session, project)
+    days = [(d.day, d.judgments) for d in history.days]
+    chart = Markup(plots.daily_chart(days, history.pace, history_service.PACE_DAYS))
+    context = {"history": history, "chart": chart, "pace_days": history_service.PACE_DAYS}
+    return render(request, "projects/_history.html", context)
 
 
 @router.get("/projects/{project_id}")
