@@ -10,9 +10,11 @@ from app.accounts.dependencies import CurrentAdmin, CurrentUser, DbSession
 from app.accounts.models import User
 from app.errors import ERROR_RESPONSES
 from app.items import service as items_service
+from app.projects import history as history_service
 from app.projects import service
 from app.projects.models import ProjectMembership
 from app.projects.schemas import (
+    DayJudgments,
     MemberAdd,
     MemberRead,
     ProjectCreate,
@@ -48,6 +50,7 @@ def read_project(project_id: uuid.UUID, user: CurrentUser, session: DbSession) -
 def read_progress(project_id: uuid.UUID, user: CurrentUser, session: DbSession) -> ProjectProgress:
     project = service.get_project_for_admin(session, project_id, user)
     progress = items_service.progress_by_project(session, [project.id])[project.id]
+    history = history_service.progress_history(session, project)
     return ProjectProgress(
         items_total=progress.total,
         items_complete=progress.complete,
@@ -56,6 +59,10 @@ def read_progress(project_id: uuid.UUID, user: CurrentUser, session: DbSession) 
         percent_complete=round(progress.percent_complete, 2),
         annotations=progress.annotations,
         annotations_per_item=project.annotations_per_item,
+        judgments_left=history.judgments_left,
+        judgments_per_day=[DayJudgments(day=d.day, judgments=d.judgments) for d in history.days],
+        pace_per_day=round(history.pace, 3),
+        days_left=history.days_left,
     )
 
 

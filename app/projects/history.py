@@ -19,9 +19,9 @@ from app.projects.models import Project
 DAYS_SHOWN = 30
 PACE_DAYS = 7
 # Counting a month of a large project's judgments reads every one of them; admins reload the project page
-# often and the figure moves slowly, so each process keeps it for a minute.
+# often and the counts move slowly, so each process keeps them for a minute. What is left is always fresh.
 HISTORY_TTL_S = 60.0
-_histories: dict[uuid.UUID, tuple[float, ProgressHistory]] = {}
+_day_counts: dict[tuple[uuid.UUID, date], tuple[float, dict[date, int]]] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,21 +47,23 @@ class ProgressHistory:
 
 
 def progress_history(session: Session, project: Project, *, today: date | None = None) -> ProgressHistory:
-    now = time.monotonic()
-    cached = _histories.get(project.id)
-    if today is None and cached is not None and cached[0] > now:
-        return cached[1]
     today = today or utcnow().date()
     first = today - timedelta(days=DAYS_SHOWN - 1)
-    counts = _judgments_per_day(session, project.id, first)
+    now = time.monotonic()
+    cached = _day_counts.get((project.id, today))
+    if cached is not None and cached[0] > now:
+        counts = cached[1]
+    else:
+        counts = _judgments_per_day(session, project.id, first)
+        for key in [key for key, (expires, _counts) in _day_counts.items() if expires <= now]:
+            _day_counts.pop(key, None)
+        _day_counts[(project.id, today)] = (now + HISTORY_TTL_S, counts)
     days = [DayCount(d, counts.get(d, 0)) for d in (first + timedelta(days=i) for i in range(DAYS_SHOWN))]
-    history = ProgressHistory(
+    return ProgressHistory(
         days=days,
         judgments_left=_judgments_left(session, project),
         pace=sum(d.judgments for d in days[-PACE_DAYS:]) / PACE_DAYS,
     )
-    _histories[project.id] = (now + HISTORY_TTL_S, history)
-    return history
 
 
 def _judgments_per_day(session: Session, project_id: uuid.UUID, first: date) -> dict[date, int]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -101,6 +101,11 @@ class MemberRead(BaseModel):
     joined_at: datetime
 
 
+class DayJudgments(BaseModel):
+    day: date
+    judgments: int
+
+
 class ProjectProgress(BaseModel):
     """Live items only: gold checks and training items are not part of the work to finish."""
 
@@ -111,3 +116,11 @@ class ProjectProgress(BaseModel):
     percent_complete: float
     annotations: int
     annotations_per_item: int
+    judgments_left: int = Field(
+        description="judgments the live items still need to reach annotations_per_item"
+    )
+    judgments_per_day: list[DayJudgments] = Field(
+        description="the last 30 UTC days, oldest first, today last"
+    )
+    pace_per_day: float = Field(description="mean judgments per day over the last 7 days")
+    days_left: int | None = Field(description="days to finish at that pace; null when nothing moved")

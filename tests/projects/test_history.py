@@ -92,3 +92,23 @@ def test_a_finished_project_says_so_and_an_idle_one_shows_no_bars(
     done_html = client.get(f"/projects/{done['id']}/progress/history").text
     assert list(_bars(done_html).values()) == [1]
     assert "Every live item has all the judgments it needs." in done_html
+
+
+def test_the_api_gives_the_same_history_and_what_is_left_is_never_stale(
+    client: TestClient, admin: Persona, annotator: Persona
+) -> None:
+    project = create_project(client, admin, gold_rate=0, annotations_per_item=1)
+    add_members(client, admin, project["id"], annotator)
+    import_lines(client, admin, project["id"], pair_lines(3))
+    _judge(client, project["id"], annotator)
+    url = f"/api/v1/projects/{project['id']}/progress"
+    body = client.get(url, headers=admin.headers).json()
+    assert body["judgments_left"] == 2 and body["items_left"] == 2
+    assert len(body["judgments_per_day"]) == 30
+    assert body["judgments_per_day"][-1] == {"day": utcnow().date().isoformat(), "judgments": 1}
+    assert body["pace_per_day"] == round(1 / 7, 3) and body["days_left"] == 14
+
+    # The day counts may be a minute old; the judgments left follow every submission at once.
+    _judge(client, project["id"], annotator)
+    again = client.get(url, headers=admin.headers).json()
+    assert again["judgments_left"] == 1 and again["items_left"] == 1
