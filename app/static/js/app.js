@@ -515,6 +515,48 @@
     if (handled) event.preventDefault();
   }
 
+  /* ---------- import: drop a file on the form, dry run at once, then import what it counted ---------- */
+
+  function initDropZone(form) {
+    if (form.hasAttribute("data-ready")) return;
+    form.setAttribute("data-ready", "");
+    var input = one("input[type=file]", form);
+    var dryRun = form.elements.namedItem("dry_run");
+    // Whatever was sent, the next file is counted before it is written.
+    form.addEventListener("htmx:afterRequest", function () { if (dryRun) dryRun.checked = true; });
+    ["dragenter", "dragover"].forEach(function (type) {
+      form.addEventListener(type, function (event) {
+        event.preventDefault();
+        form.classList.add("dropping");
+      });
+    });
+    ["dragleave", "drop"].forEach(function (type) {
+      form.addEventListener(type, function (event) {
+        if (type === "dragleave" && form.contains(event.relatedTarget)) return;
+        form.classList.remove("dropping");
+      });
+    });
+    form.addEventListener("drop", function (event) {
+      event.preventDefault();
+      var files = event.dataTransfer && event.dataTransfer.files;
+      if (!files || !files.length) return;
+      input.files = files;
+      // A dropped file is counted at once: the dry run writes nothing and shows what an import would do.
+      if (dryRun) dryRun.checked = true;
+      form.requestSubmit();
+    });
+  }
+
+  function importNow(button) {
+    var box = button.closest("[data-import-form]");
+    var form = box && document.getElementById(box.getAttribute("data-import-form"));
+    if (!form) return;
+    var dryRun = form.elements.namedItem("dry_run");
+    if (dryRun) dryRun.checked = false;
+    button.disabled = true;
+    form.requestSubmit();
+  }
+
   /* ---------- wiring ---------- */
 
   function initWorkspace(ws) {
@@ -567,6 +609,7 @@
       case "help": toggleHelp(); break;
       case "close-dialog": action.closest("dialog").close(); break;
       case "diff": toggleDifferences(); break;
+      case "import-now": importNow(action); break;
     }
   }
 
@@ -597,6 +640,7 @@
       toast(fill(document.body.getAttribute("data-msg-server"), { status: status }));
     });
     initWorkspace(workspace());
+    all("form[data-dropzone]").forEach(initDropZone);
     window.setInterval(tickTimer, 1000);
   }
 
