@@ -153,6 +153,20 @@ def _enforce_throttle(session: Session, keys: list[str], window_s: int, limits: 
 def issue_token(
     session: Session, user: User, name: str, *, expires_in: timedelta | None = None
 ) -> tuple[ApiToken, str]:
+    """A token the user asked for by name; the audit log keeps its name and prefix, never the secret."""
+    token, raw = _new_token(session, user, name, expires_in)
+    audit.record(
+        session,
+        user.id,
+        "token.create",
+        "user",
+        user.id,
+        after={"name": name, "prefix": token.prefix, "expires_at": token.expires_at},
+    )
+    return token, raw
+
+
+def _new_token(session: Session, user: User, name: str, expires_in: timedelta | None) -> tuple[ApiToken, str]:
     raw = new_token()
     token = ApiToken(
         user_id=user.id,
@@ -167,7 +181,8 @@ def issue_token(
 
 
 def issue_login_token(session: Session, user: User) -> tuple[ApiToken, str]:
-    return issue_token(session, user, "login", expires_in=timedelta(days=LOGIN_TOKEN_DAYS))
+    # Every login makes one: logins are not admin actions, so the audit log leaves them out.
+    return _new_token(session, user, "login", timedelta(days=LOGIN_TOKEN_DAYS))
 
 
 def user_for_token(session: Session, raw: str) -> User | None:
@@ -207,3 +222,11 @@ def revoke_token(session: Session, user: User, token_id: uuid.UUID) -> None:
         raise exceptions.TokenNotFound()
     if token.revoked_at is None:
         token.revoked_at = utcnow()
+        audit.record(
+            session,
+            user.id,
+            "token.revoke",
+            "user",
+            user.id,
+            before={"name": token.name, "prefix": token.prefix},
+        )

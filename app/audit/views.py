@@ -35,6 +35,8 @@ ACTION_LABELS: dict[str, Callable[[], str]] = {
     "user.create": lambda: _("Created a user"),
     "user.update": lambda: _("Changed a user"),
     "user.reset_password": lambda: _("Reset a password"),
+    "token.create": lambda: _("Created an API token"),
+    "token.revoke": lambda: _("Revoked an API token"),
 }
 
 FIELD_LABELS: dict[str, Callable[[], str]] = {
@@ -63,6 +65,8 @@ FIELD_LABELS: dict[str, Callable[[], str]] = {
     "gold": lambda: _("Gold answer"),
     "purpose": lambda: _("Purpose"),
     "qualified_at": lambda: _("Qualified at"),
+    "prefix": lambda: _("Token starts with"),
+    "expires_at": lambda: _("Expires"),
 }
 
 
@@ -177,6 +181,11 @@ def _text(field: str, value: Any) -> str:
         return " · ".join(part for part in (answered, explanation) if part) or "—"
     if isinstance(value, dict | list):
         return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    if field.endswith("_at") and isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value).strftime("%Y-%m-%d %H:%M UTC")
+        except ValueError:
+            return value
     if field == "status" and isinstance(value, str):
         return _(value)
     return str(value)

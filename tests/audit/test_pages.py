@@ -6,7 +6,7 @@ import re
 
 from fastapi.testclient import TestClient
 
-from tests.factories import Persona, add_members, create_project, import_lines, pair_lines
+from tests.factories import PASSWORD, Persona, add_members, create_project, import_lines, pair_lines
 from tests.projects.test_pages import _logged_in
 
 
@@ -99,3 +99,34 @@ def test_a_gold_answer_reads_as_the_questions_it_answers_and_why(client: TestCli
     # Set, not replaced: no struck-out "—" before it, and no response ids.
     assert row.endswith("Gold answer: overall · B cites its source. Purpose: live → gold")
     assert chosen not in row
+
+
+def test_api_tokens_made_and_revoked_are_logged_without_their_secret_and_logins_are_not(
+    client: TestClient, admin: Persona, annotator: Persona
+) -> None:
+    created = client.post(
+        "/api/v1/users/me/tokens",
+        json={"name": "ci export", "expires_in_days": 30},
+        headers=annotator.headers,
+    )
+    assert created.status_code == 201, created.text
+    secret = created.json()["token"]
+    revoked = client.delete(f"/api/v1/users/me/tokens/{created.json()['id']}", headers=annotator.headers)
+    assert revoked.status_code == 204, revoked.text
+    # A password login over the API makes a token as well: that is not an admin action, and is not logged.
+    login = client.post("/api/v1/auth/token", data={"username": "annotator", "password": PASSWORD})
+    assert login.status_code == 200, login.text
+    _logged_in(client, "admin")
+
+    html = client.get("/admin/audit").text
+    rows = [row.split(" ", 2)[2] for row in _rows(html)]  # without the date and time
+    made = (
+        f"annotator Created an API token annotator Name: ci export Token starts with: {secret[:10]} Expires: "
+    )
+    assert (
+        rows[0]
+        == f"annotator Revoked an API token annotator Name: ci export Token starts with: {secret[:10]}"
+    )
+    assert rows[1].startswith(made) and rows[1].endswith(" UTC")
+    assert secret not in html and login.json()["access_token"] not in html
+    assert not any("Name: login" in row for row in rows)
