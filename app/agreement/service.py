@@ -6,7 +6,6 @@ items. Every figure is a finite number or None together with a reason; nothing h
 
 from __future__ import annotations
 
-import time
 import uuid
 from typing import Any, Literal
 
@@ -30,6 +29,7 @@ from app.agreement.collect import (
     dense_codes,
     ints,
 )
+from app.caching import TtlCache
 from app.errors import NotFound, Unprocessable
 from app.projects import service as projects_service
 from app.projects.models import Project
@@ -117,24 +117,21 @@ def project_agreement(
 
 # The project list shows each project's agreement at a glance. Reading a large project's answers takes
 # seconds, and the list may be opened often, so each process keeps a figure for a minute: it moves slowly.
-GLANCE_TTL_S = 60.0
-_glances: dict[uuid.UUID, tuple[float, dict[str, Any] | None]] = {}
+GLANCES: TtlCache[uuid.UUID, dict[str, Any] | None] = TtlCache(60.0)
 
 
 def agreement_at_a_glance(session: Session, project: Project) -> dict[str, Any] | None:
     """The figures of the project's first gradable question, without intervals; None when it has none."""
-    now = time.monotonic()
-    cached = _glances.get(project.id)
-    if cached is not None and cached[0] > now:
-        return cached[1]
+    return GLANCES.get(project.id, lambda: _first_question_figures(session, project))
+
+
+def _first_question_figures(session: Session, project: Project) -> dict[str, Any] | None:
     gradable = [q for q in projects_service.project_questions(project) if not isinstance(q, TextQuestion)]
-    glance = None
-    if gradable:
-        first: list[Question] = [gradable[0]]
-        collected = collect_answers(session, project, first)
-        glance = figures.question_figures(collected.collectors[0], n_boot=0, seed=0)
-    _glances[project.id] = (now + GLANCE_TTL_S, glance)
-    return glance
+    if not gradable:
+        return None
+    first: list[Question] = [gradable[0]]
+    collected = collect_answers(session, project, first)
+    return figures.question_figures(collected.collectors[0], n_boot=0, seed=0)
 
 
 # -------------------------------------------------------------------------------------- leaderboard

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -20,6 +19,7 @@ from app.annotation import exceptions
 from app.annotation import repository as repo
 from app.annotation.models import Annotation, AnnotationRevision, Assignment
 from app.annotation.schemas import AnnotationCorrection, AnnotationSubmit
+from app.caching import TtlCache
 from app.db import utcnow
 from app.errors import AppError
 from app.items.models import Item, Response
@@ -366,18 +366,11 @@ def raters_working_now(session: Session, project_ids: list[uuid.UUID]) -> dict[u
 
 # Counting a large project's open items costs a scan of its queue index; raters see the figure after every
 # submit, so each process reuses it for a few seconds. A stale count by a few items is harmless here.
-OPEN_ITEMS_TTL_S = 10.0
-_open_items_cache: dict[uuid.UUID, tuple[float, int]] = {}
+OPEN_ITEMS: TtlCache[uuid.UUID, int] = TtlCache(10.0)
 
 
 def _open_items(session: Session, project_id: uuid.UUID) -> int:
-    now = time.monotonic()
-    cached = _open_items_cache.get(project_id)
-    if cached is not None and cached[0] > now:
-        return cached[1]
-    count = repo.count_open_items(session, project_id)
-    _open_items_cache[project_id] = (now + OPEN_ITEMS_TTL_S, count)
-    return count
+    return OPEN_ITEMS.get(project_id, lambda: repo.count_open_items(session, project_id))
 
 
 def rater_progress(session: Session, project: Project, user: User) -> dict[str, int]:

@@ -95,10 +95,9 @@ class EventView:
 
 def describe_events(session: Session, events: Sequence[AuditEvent]) -> list[EventView]:
     """Events in words: names instead of ids, looked up in one query per kind, and only what changed."""
-    user_ids = {e.actor_id for e in events if e.actor_id} | {
-        _as_uuid(e.target_id) for e in events if e.target_type == "user" and _as_uuid(e.target_id)
-    }
-    usernames = _usernames(session, {u for u in user_ids if u is not None})
+    targets = {_as_uuid(e.target_id) for e in events if e.target_type == "user"}
+    actors = {e.actor_id for e in events}
+    usernames = _usernames(session, {u for u in targets | actors if u is not None})
     project_names = _project_names(session, {e.project_id for e in events if e.project_id})
     return [
         EventView(

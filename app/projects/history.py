@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -12,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.annotation.models import Annotation
+from app.caching import TtlCache
 from app.db import utcnow
 from app.items.models import Item
 from app.projects.models import Project
@@ -20,8 +20,7 @@ DAYS_SHOWN = 30
 PACE_DAYS = 7
 # Counting a month of a large project's judgments reads every one of them; admins reload the project page
 # often and the counts move slowly, so each process keeps them for a minute. What is left is always fresh.
-HISTORY_TTL_S = 60.0
-_day_counts: dict[tuple[uuid.UUID, date], tuple[float, dict[date, int]]] = {}
+DAY_COUNTS: TtlCache[tuple[uuid.UUID, date], dict[date, int]] = TtlCache(60.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,15 +48,7 @@ class ProgressHistory:
 def progress_history(session: Session, project: Project, *, today: date | None = None) -> ProgressHistory:
     today = today or utcnow().date()
     first = today - timedelta(days=DAYS_SHOWN - 1)
-    now = time.monotonic()
-    cached = _day_counts.get((project.id, today))
-    if cached is not None and cached[0] > now:
-        counts = cached[1]
-    else:
-        counts = _judgments_per_day(session, project.id, first)
-        for key in [key for key, (expires, _counts) in _day_counts.items() if expires <= now]:
-            _day_counts.pop(key, None)
-        _day_counts[(project.id, today)] = (now + HISTORY_TTL_S, counts)
+    counts = DAY_COUNTS.get((project.id, today), lambda: _judgments_per_day(session, project.id, first))
     days = [DayCount(d, counts.get(d, 0)) for d in (first + timedelta(days=i) for i in range(DAYS_SHOWN))]
     return ProgressHistory(
         days=days,

@@ -222,7 +222,7 @@ class TestProjectListGlance:
     def test_the_glance_gives_the_first_questions_alpha_as_the_dashboard_does(
         self, client: TestClient, session: Session, admin: Persona, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        monkeypatch.setattr(service, "GLANCE_TTL_S", 0.0)
+        monkeypatch.setattr(service.GLANCES, "ttl_s", 0.0)
         project = seed_dashboard(session, admin.user, n_items=40)
         session.commit()
         log_in(client, admin)
@@ -247,7 +247,7 @@ class TestProjectListGlance:
         second_annotator: Persona,
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
-        monkeypatch.setattr(service, "GLANCE_TTL_S", 0.0)
+        monkeypatch.setattr(service.GLANCES, "ttl_s", 0.0)
         project = create_project(client, admin, gold_rate=0)
         add_members(client, admin, project["id"], annotator, second_annotator)
         import_lines(client, admin, project["id"], pair_lines(3))
